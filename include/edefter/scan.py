@@ -1,0 +1,91 @@
+"""The folder scanner behind ``python -m include.edefter scan``.
+
+Read-only: discovery plus ``validate_month`` (not requiring approval) per set.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from include.edefter.checks import FileCheck, MonthReport, validate_month
+from include.edefter.discovery import Discovery, discover
+from include.edefter.ledger_set import LedgerSet
+from include.edefter.problems import Problem, Severity
+from include.edefter.settings import XmlLimits
+
+__all__ = ["ScanResult", "load_crypto_check", "scan_folder"]
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    discovery: Discovery
+    reports: tuple[tuple[LedgerSet, MonthReport], ...]
+    folder_problems: tuple[Problem, ...]  # not tied to a ledger set (bad names, links, empty folder)
+    verified: bool  # cryptographic verification ran
+
+    @property
+    def all_problems(self) -> tuple[Problem, ...]:
+        return self.folder_problems + tuple(p for _, r in self.reports for p in r.problems)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.severity is Severity.ERROR for p in self.all_problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        sets = []
+        for s, r in self.reports:
+            d = s.to_dict()
+            d["problems"] = [p.to_dict() for p in r.problems]
+            d["ok"] = r.ok
+            sets.append(d)
+        return {
+            "root": str(self.discovery.root),
+            "file_count": len(self.discovery.files),
+            "cryptographic_verification": self.verified,
+            "sets": sets,
+            "folder_problems": [p.to_dict() for p in self.folder_problems],
+            "ok": not self.has_errors,
+        }
+
+
+def load_crypto_check() -> FileCheck | None:
+    """``include.edefter.verify.crypto_check()`` if that module exists, else None."""
+    try:
+        mod = importlib.import_module("include.edefter.verify")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("include.edefter.verify",):
+            return None
+        raise
+    factory = getattr(mod, "crypto_check", None)
+    if factory is None:
+        return None
+    return factory()
+
+
+def scan_folder(
+    root: Path, *, limits: XmlLimits = XmlLimits.DEFAULT, extra_file_checks: Sequence[FileCheck] = ()
+) -> ScanResult:
+    disc = discover(root, limits=limits)
+    reports: list[tuple[LedgerSet, MonthReport]] = []
+    set_rels: set[str] = set()
+    for s in disc.sets:
+        report = validate_month(
+            disc.month_inputs(s),
+            expected=s.key,
+            require_approved=False,
+            limits=limits,
+            extra_file_checks=extra_file_checks,
+        )
+        extra = disc.problems_for(s)
+        if extra:
+            report = MonthReport(
+                report.key, report.status, extra + report.problems, report.facts, report.missing, report.ledger_set
+            )
+        reports.append((s, report))
+        set_rels.update(disc.found(n).rel_path for n in s.names)
+    folder_problems = tuple(p for p in disc.problems if not set_rels.intersection(p.files))
+    return ScanResult(disc, tuple(reports), folder_problems, bool(extra_file_checks))

@@ -1,0 +1,475 @@
+"""Safe, streaming reading of the header facts of one e-Defter XML file.
+
+The files come from other people's software and may be hostile or broken, and a
+ledger part can be 200 MB, so this module:
+
+* never resolves entities, never loads a DTD, never touches the network, and
+  rejects any document that carries a DOCTYPE at all (e-Defter never does);
+* parses incrementally (lxml's pull parser fed in chunks) and frees every
+  element once it has ended, so memory stays bounded by the nesting depth,
+  not by the file size;
+* caps bytes, depth, text size and attribute count (``XmlLimits``);
+* reports every failure as ``XmlReadError`` naming the file and the rule.
+
+Only facts are extracted; the bytes are never rewritten (signatures).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Generator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import date
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from lxml import etree
+
+from include.edefter.naming import Period
+from include.edefter.problems import Problem
+from include.edefter.settings import XmlLimits
+
+__all__ = [
+    "NS",
+    "FileFacts",
+    "XmlReadError",
+    "read_facts",
+]
+
+NS = {
+    "edefter": "http://www.edefter.gov.tr",
+    "xbrli": "http://www.xbrl.org/2003/instance",
+    "gl-cor": "http://www.xbrl.org/int/gl/cor/2006-10-25",
+    "gl-bus": "http://www.xbrl.org/int/gl/bus/2006-10-25",
+    "ds": "http://www.w3.org/2000/09/xmldsig#",
+    "xades": "http://uri.etsi.org/01903/v1.3.2#",
+    "xades141": "http://uri.etsi.org/01903/v1.4.1#",
+}
+
+
+def _q(prefix: str, local: str) -> str:
+    return f"{{{NS[prefix]}}}{local}"
+
+
+_ROOTS = {
+    _q("edefter", "defter"): "defter",
+    _q("edefter", "berat"): "berat",
+    _q("edefter", "defterraporu"): "defterraporu",
+    # Some software writes the camel-case form; GİB's XSD says lower case.
+    _q("edefter", "defterRaporu"): "defterraporu",
+}
+
+_DS_SIGNATURE = _q("ds", "Signature")
+_DS_SIGNATURE_VALUE = _q("ds", "SignatureValue")
+_COUNTER_SIGNATURES = {_q("xades", "CounterSignature"), _q("xades141", "CounterSignature")}
+_XBRL_CONTEXT = _q("xbrli", "context")
+_XBRL_ENTITY = _q("xbrli", "entity")
+_XBRL_IDENTIFIER = _q("xbrli", "identifier")
+_XBRL_SEGMENT = _q("xbrli", "segment")
+_DOCUMENT_INFO = _q("gl-cor", "documentInfo")
+_ENTRY_HEADER = _q("gl-cor", "entryHeader")
+_ORG_IDS = _q("gl-bus", "organizationIdentifiers")
+_ORG_ID = _q("gl-bus", "organizationIdentifier")
+_ORG_DESC = _q("gl-bus", "organizationDescription")
+
+_DOCINFO_FIELDS = {
+    _q("gl-cor", "entriesType"): "entries_type",
+    _q("gl-cor", "uniqueID"): "unique_id",
+    _q("gl-cor", "creationDate"): "creation_date",
+    _q("gl-cor", "periodCoveredStart"): "period_start",
+    _q("gl-cor", "periodCoveredEnd"): "period_end",
+    _q("gl-bus", "sourceApplication"): "source_application",
+}
+_FISCAL_FIELDS = {
+    _q("gl-bus", "fiscalYearStart"): "fiscal_year_start",
+    _q("gl-bus", "fiscalYearEnd"): "fiscal_year_end",
+}
+_ENTRY_COUNTER = _q("gl-bus", "numberOfEntries")
+
+_WS = re.compile(rb"\s+")
+# A reference to anything but the five predefined entities (and char refs).
+_ENTITY_REF = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);|#)[A-Za-z_:][\w.:-]*;")
+
+
+class XmlReadError(Exception):
+    """The file could not be read as a safe e-Defter XML document.
+
+    ``rule`` is a stable id (``xml.not_xml``, ``xml.truncated``, ``xml.dtd``,
+    ``xml.entity``, ``xml.too_large``, ``xml.too_deep``, ``xml.text_too_large``,
+    ``xml.too_many_attributes``, ``xml.malformed``, ``xml.wrong_root``,
+    ``file.unreadable``).
+    """
+
+    def __init__(self, name: str, rule: str, message_en: str, message_tr: str) -> None:
+        self.name = name
+        self.rule = rule
+        self.message_en = message_en
+        self.message_tr = message_tr
+        super().__init__(f"{name}: [{rule}] {message_en} / {message_tr}")
+
+    def to_problem(self) -> Problem:
+        return Problem(self.rule, (self.name,), self.message_tr, self.message_en)
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What one e-Defter XML says about itself (all optional: real files are messy)."""
+
+    root: str  # 'defter' | 'berat' | 'defterraporu'
+    entries_type: str | None = None  # journal | ledger | trialbalance (as written)
+    taxpayer_id: str | None = None  # xbrli:identifier
+    period: Period | None = None  # month of periodCoveredStart
+    period_start: date | None = None
+    period_end: date | None = None
+    unique_id: str | None = None  # documentInfo uniqueID, e.g. YEV201909000010
+    berat_uuid: str | None = None  # xbrli:segment/gl-cor:uniqueID (berats)
+    branch_no: str | None = None  # organizationIdentifiers "Şube No"
+    branch_name: str | None = None  # "Şube Adı"
+    company_name: str | None = None  # "Kurum Unvanı" or "Adı Soyadı"
+    creation_date: date | None = None
+    source_application: str | None = None
+    fiscal_year_start: date | None = None
+    fiscal_year_end: date | None = None
+    entry_count: int | None = None  # berat: entryHeader/gl-bus:numberOfEntries
+    entry_header_count: int = 0  # number of gl-cor:entryHeader elements
+    context_id: str | None = None  # first xbrli:context/@id (journal_context, ledger_context, ...)
+    signature_value: str | None = None  # this file's own ds:SignatureValue, whitespace removed
+    copied_signature_value: str | None = None  # berat: edefter:berat/ds:SignatureValue
+    signature_count: int = 0  # ds:Signature elements anywhere (incl. counter-signatures)
+    has_counter_signature: bool = False  # xades:CounterSignature present
+    counter_signature_value: str | None = None
+    size: int = 0  # XML bytes read
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Period) else v
+        return out
+
+
+def _norm_label(text: str) -> str:
+    """'Şube No', 'SUBE NO', 'şube_no' -> 'subeno' (labels vary between vendors)."""
+    table = str.maketrans("şŞıİüÜğĞöÖçÇ", "ssiiuuggoocc")
+    return re.sub(r"[\s_.:-]+", "", text.translate(table).casefold())
+
+
+def _parse_date(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        return None
+
+
+def _clean_b64(text: str | None) -> str | None:
+    if text is None:
+        return None
+    cleaned = _WS.sub(b"", text.encode("utf-8", "replace")).decode("ascii", "replace")
+    return cleaned or None
+
+
+@contextmanager
+def _as_stream(source: Path | BinaryIO, name: str) -> Generator[BinaryIO, None, None]:
+    if isinstance(source, (str, Path)):
+        try:
+            fh = open(source, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise XmlReadError(
+                name,
+                "file.unreadable",
+                f"cannot open the file: {exc.strerror or exc}",
+                f"dosya açılamadı: {exc.strerror or exc}",
+            ) from exc
+        try:
+            yield fh
+        finally:
+            fh.close()
+    else:
+        yield source
+
+
+class _Collector:
+    """Turns start/end events into facts without keeping the tree."""
+
+    def __init__(self, name: str, limits: XmlLimits) -> None:
+        self.name = name
+        self.limits = limits
+        self.stack: list[str] = []
+        self.root: str | None = None
+        self.v: dict[str, Any] = {}
+        self.signature_count = 0
+        self.entry_header_count = 0
+        self.counter_depth: int | None = None  # stack depth of an open CounterSignature
+        self.org: dict[str, str] = {}
+
+    def _err(self, rule: str, en: str, tr: str) -> XmlReadError:
+        return XmlReadError(self.name, rule, en, tr)
+
+    def start(self, el: etree._Element) -> None:
+        tag = el.tag
+        if not isinstance(tag, str):  # comments / PIs are removed by the parser, be safe anyway
+            return
+        depth = len(self.stack)
+        if depth == 0:
+            kind = _ROOTS.get(tag)
+            if kind is None:
+                raise self._err(
+                    "xml.wrong_root",
+                    f"root element must be edefter:defter, edefter:berat or edefter:defterraporu, got {tag}",
+                    f"kök eleman edefter:defter, edefter:berat veya edefter:defterraporu olmalı, {tag} bulundu",
+                )
+            self.root = kind
+        if depth + 1 > self.limits.max_depth:
+            raise self._err(
+                "xml.too_deep",
+                f"elements nest deeper than {self.limits.max_depth} levels",
+                f"elemanlar {self.limits.max_depth} seviyeden derin iç içe",
+            )
+        if len(el.attrib) > self.limits.max_attributes:
+            raise self._err(
+                "xml.too_many_attributes",
+                f"an element has more than {self.limits.max_attributes} attributes",
+                f"bir elemanın {self.limits.max_attributes} taneden fazla özniteliği var",
+            )
+        self.stack.append(tag)
+        if tag == _DS_SIGNATURE:
+            self.signature_count += 1
+        elif tag in _COUNTER_SIGNATURES:
+            self.v["has_counter_signature"] = True
+            if self.counter_depth is None:
+                self.counter_depth = len(self.stack)
+        elif tag == _ENTRY_HEADER:
+            self.entry_header_count += 1
+        elif tag == _XBRL_CONTEXT and "context_id" not in self.v:
+            cid = el.get("id")
+            if cid:
+                self.v["context_id"] = cid
+        elif tag == _ORG_IDS:
+            self.org = {}
+
+    def end(self, el: etree._Element) -> None:
+        tag = el.tag
+        if not isinstance(tag, str):
+            return
+        text = el.text
+        if text is not None and len(text) > self.limits.max_text_bytes:
+            raise self._err(
+                "xml.text_too_large",
+                f"a text node is larger than {self.limits.max_text_bytes} bytes",
+                f"bir metin düğümü {self.limits.max_text_bytes} bayttan büyük",
+            )
+        stack = self.stack
+        parent = stack[-2] if len(stack) >= 2 else None
+        v = self.v
+        if tag == _DS_SIGNATURE_VALUE:
+            if self.counter_depth is not None:
+                v.setdefault("counter_signature_value", _clean_b64(text))
+            elif len(stack) == 2:
+                v.setdefault("copied_signature_value", _clean_b64(text))
+            elif len(stack) == 3 and parent == _DS_SIGNATURE:
+                v.setdefault("signature_value", _clean_b64(text))
+        elif parent == _DOCUMENT_INFO and tag in _DOCINFO_FIELDS:
+            v.setdefault(_DOCINFO_FIELDS[tag], (text or "").strip())
+        elif tag in _FISCAL_FIELDS:
+            v.setdefault(_FISCAL_FIELDS[tag], (text or "").strip())
+        elif tag == _XBRL_IDENTIFIER and parent == _XBRL_ENTITY:
+            v.setdefault("taxpayer_id", (text or "").strip())
+        elif tag == _q("gl-cor", "uniqueID") and parent == _XBRL_SEGMENT:
+            v.setdefault("berat_uuid", (text or "").strip())
+        elif tag == _ENTRY_COUNTER and parent == _ENTRY_HEADER and self.root == "berat":
+            v.setdefault("entry_count", (text or "").strip())
+        elif tag == _ORG_ID and parent == _ORG_IDS:
+            self.org["id"] = (text or "").strip()
+        elif tag == _ORG_DESC and parent == _ORG_IDS:
+            self.org["desc"] = (text or "").strip()
+        elif tag == _ORG_IDS:
+            label = _norm_label(self.org.get("desc", ""))
+            value = self.org.get("id") or None
+            key = {
+                "kurumunvani": "company_name",
+                "adisoyadi": "company_name",
+                "subeno": "branch_no",
+                "subeadi": "branch_name",
+            }.get(label)
+            if key and value:
+                v.setdefault(key, value)
+        if self.counter_depth is not None and len(stack) == self.counter_depth:
+            self.counter_depth = None
+        stack.pop()
+        # Free memory: the element is done, and so are its earlier siblings.
+        el.clear(keep_tail=False)
+        if len(stack) > 0:
+            prev = el.getprevious()
+            while prev is not None:
+                p = prev.getprevious()
+                par = prev.getparent()
+                if par is not None:
+                    par.remove(prev)
+                prev = p
+
+    def facts(self, size: int) -> FileFacts:
+        assert self.root is not None
+        v = self.v
+        start = _parse_date(v.get("period_start"))
+        entry_count: int | None = None
+        raw_count = v.get("entry_count")
+        if raw_count and raw_count.isdigit():
+            entry_count = int(raw_count)
+        period: Period | None = None
+        if start is not None:
+            try:
+                period = Period(start.year, start.month)
+            except ValueError:
+                period = None
+        return FileFacts(
+            root=self.root,
+            entries_type=v.get("entries_type") or None,
+            taxpayer_id=v.get("taxpayer_id") or None,
+            period=period,
+            period_start=start,
+            period_end=_parse_date(v.get("period_end")),
+            unique_id=v.get("unique_id") or None,
+            berat_uuid=v.get("berat_uuid") or None,
+            branch_no=v.get("branch_no"),
+            branch_name=v.get("branch_name"),
+            company_name=v.get("company_name"),
+            creation_date=_parse_date(v.get("creation_date")),
+            source_application=v.get("source_application") or None,
+            fiscal_year_start=_parse_date(v.get("fiscal_year_start")),
+            fiscal_year_end=_parse_date(v.get("fiscal_year_end")),
+            entry_count=entry_count,
+            entry_header_count=self.entry_header_count,
+            context_id=v.get("context_id"),
+            signature_value=v.get("signature_value"),
+            copied_signature_value=v.get("copied_signature_value"),
+            signature_count=self.signature_count,
+            has_counter_signature=bool(v.get("has_counter_signature")),
+            counter_signature_value=v.get("counter_signature_value"),
+            size=size,
+        )
+
+
+def _syntax_error(
+    name: str, exc: etree.XMLSyntaxError, seen_root: bool, at_eof: bool, tail: bytes
+) -> XmlReadError:
+    msg = str(exc)
+    low = msg.lower()
+    # With resolve_entities=False lxml's pull parser reports an undefined entity
+    # only as "no element found"; look at the bytes to name the real rule.
+    if "entity" in low or ("no element found" in low and _ENTITY_REF.search(tail)):
+        return XmlReadError(
+            name,
+            "xml.entity",
+            f"entity references are not allowed in e-Defter XML ({msg})",
+            f"e-Defter XML'inde varlık (entity) referansına izin verilmez ({msg})",
+        )
+    if not seen_root:
+        return XmlReadError(
+            name,
+            "xml.not_xml",
+            f"the file is not an XML document ({msg})",
+            f"dosya bir XML belgesi değil ({msg})",
+        )
+    if at_eof and "mismatch" not in low:
+        return XmlReadError(
+            name,
+            "xml.truncated",
+            f"the XML ends before its root element is closed: the file is truncated or incomplete ({msg})",
+            f"XML kök eleman kapanmadan bitiyor: dosya kesik veya eksik ({msg})",
+        )
+    return XmlReadError(
+        name,
+        "xml.malformed",
+        f"the XML is not well-formed ({msg})",
+        f"XML iyi biçimli (well-formed) değil ({msg})",
+    )
+
+
+def _dtd_error(name: str) -> XmlReadError:
+    return XmlReadError(
+        name,
+        "xml.dtd",
+        "the XML declares a DTD (<!DOCTYPE>); e-Defter files never do and DTDs enable entity attacks",
+        "XML bir DTD (<!DOCTYPE>) içeriyor; e-Defter dosyalarında DTD olmaz ve varlık saldırılarına yol açar",
+    )
+
+
+def read_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits = XmlLimits.DEFAULT) -> FileFacts:
+    """Stream one XML file and return its header facts, or raise ``XmlReadError``.
+
+    ``name`` is how the file is named in errors (its file name or rel path).
+    A DOCTYPE anywhere before the root is rejected outright.
+    """
+    parser = etree.XMLPullParser(
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=limits.huge_tree,
+        remove_comments=True,
+        remove_pis=True,
+        collect_ids=False,
+    )
+    col = _Collector(name, limits)
+    total = 0
+    last_chunk = b""
+    seen_root = False
+    with _as_stream(source, name) as stream:
+        while True:
+            try:
+                chunk = stream.read(limits.read_chunk_bytes)
+            except OSError as exc:
+                raise XmlReadError(
+                    name, "file.unreadable", f"read failed: {exc}", f"okuma başarısız: {exc}"
+                ) from exc
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limits.max_file_bytes:
+                raise XmlReadError(
+                    name,
+                    "xml.too_large",
+                    f"the XML is larger than the limit of {limits.max_file_bytes} bytes",
+                    f"XML {limits.max_file_bytes} baytlık sınırdan büyük",
+                )
+            last_chunk = chunk
+            try:
+                parser.feed(chunk)
+                events = parser.read_events()
+                for event, el in events:
+                    if event == "start":
+                        if not seen_root:
+                            seen_root = True
+                            # libxml2 has parsed any DOCTYPE by now (without expanding
+                            # entities: resolve_entities=False); refuse the document.
+                            if el.getroottree().docinfo.doctype:
+                                raise _dtd_error(name)
+                        col.start(el)
+                    else:
+                        col.end(el)
+            except etree.XMLSyntaxError as exc:
+                raise _syntax_error(name, exc, seen_root, at_eof=False, tail=chunk) from exc
+        if total == 0:
+            raise XmlReadError(name, "xml.not_xml", "the file is empty", "dosya boş")
+        try:
+            parser.close()
+            for event, el in parser.read_events():
+                if event == "start":
+                    col.start(el)
+                else:
+                    col.end(el)
+        except etree.XMLSyntaxError as exc:
+            raise _syntax_error(name, exc, seen_root, at_eof=True, tail=last_chunk) from exc
+    if col.root is None:
+        raise XmlReadError(name, "xml.not_xml", "no root element found", "kök eleman bulunamadı")
+    return col.facts(total)
+
+
+def read_facts_bytes(data: bytes, *, name: str, limits: XmlLimits = XmlLimits.DEFAULT) -> FileFacts:
+    """Convenience for small in-memory documents (tests, uploaded berats)."""
+    return read_facts(io.BytesIO(data), name=name, limits=limits)
