@@ -1,0 +1,110 @@
+"""The service's runtime objects, built once per process from Settings."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import time
+from collections.abc import Generator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from include.integrator.metadata.db import make_engine, make_sessionmaker, upgrade_schema
+from include.integrator.settings import Settings
+from include.integrator.storage.base import Storage
+
+__all__ = ["ServiceContext", "build_storage"]
+
+
+def build_storage(settings: Settings) -> Storage:
+    if settings.storage == "s3":
+        from include.integrator.storage.s3 import S3Storage
+
+        assert settings.s3 is not None
+        return S3Storage(settings.s3)
+    from include.integrator.storage.filesystem import FilesystemStorage
+
+    return FilesystemStorage(settings.objects_dir)
+
+
+@dataclass
+class _AuthCache:
+    """Remembers successful logins briefly so every request does not pay for scrypt.
+
+    Keys are HMACs under a per-process random key: the cache holds nothing that
+    reveals or replays a password.
+    """
+
+    ttl: float = 60.0
+    key: bytes = field(default_factory=lambda: os.urandom(32))
+    entries: dict[bytes, tuple[float, int]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _k(self, user: str, pw: str) -> bytes:
+        return hmac.new(self.key, f"{user}\0{pw}".encode(), hashlib.sha256).digest()
+
+    def get(self, user: str, pw: str) -> int | None:
+        k = self._k(user, pw)
+        with self.lock:
+            hit = self.entries.get(k)
+            if hit and hit[0] > time.monotonic():
+                return hit[1]
+            self.entries.pop(k, None)
+        return None
+
+    def put(self, user: str, pw: str, account_id: int) -> None:
+        with self.lock:
+            if len(self.entries) > 10_000:
+                self.entries.clear()
+            self.entries[self._k(user, pw)] = (time.monotonic() + self.ttl, account_id)
+
+
+class ServiceContext:
+    def __init__(self, settings: Settings, storage: Storage | None = None, engine: Engine | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = engine or make_engine(settings.effective_db_url)
+        self.sessions: sessionmaker[Session] = make_sessionmaker(self.engine)
+        self.storage = storage or build_storage(settings)
+        self.auth_cache = _AuthCache()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self.schema_ready = False
+
+    def ensure_schema(self) -> None:
+        if not self.schema_ready:
+            upgrade_schema(self.engine)
+            self.schema_ready = True
+
+    @contextmanager
+    def session(self) -> Generator[Session]:
+        self.ensure_schema()
+        with self.sessions() as s:
+            yield s
+
+    @contextmanager
+    def name_lock(self, name: str) -> Generator[None]:
+        """Serialises check-store-record for one file name inside this process."""
+        with self._locks_guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            yield
+
+    def clean_incoming(self) -> None:
+        """Partial uploads from a crash are never objects; drop them on start."""
+        for p in self.settings.tmp_dir.iterdir():
+            if p.is_file():
+                p.unlink(missing_ok=True)
+        clean = getattr(self.storage, "clean_tmp", None)
+        if clean is not None:
+            clean()
+
+    def close(self) -> None:
+        self.storage.close()
+        self.engine.dispose()

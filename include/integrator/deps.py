@@ -1,0 +1,72 @@
+"""FastAPI dependencies: the service context and the authenticated account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from include.edefter.naming import EDefterName
+from include.integrator.auth import authenticate, basic_credentials
+from include.integrator.context import ServiceContext
+from include.integrator.errors import ApiError
+from include.integrator.metadata.models import Account
+
+__all__ = ["Principal", "ctx_of", "current_account", "check_tenant"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    account_id: int
+    username: str
+    taxpayer_id: str
+    branch: str | None  # None: company-wide
+
+
+def ctx_of(request: Request) -> ServiceContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+_UNAUTH = ApiError(
+    401,
+    "auth.failed",
+    "kullanıcı adı veya şifre hatalı",
+    "wrong username or password",
+    headers={"WWW-Authenticate": 'Basic realm="e-Defter Saklama", charset="UTF-8"'},
+)
+
+
+def current_account(request: Request) -> Principal:
+    """HTTP Basic. A sync dependency: FastAPI runs it in the thread pool (scrypt, DB)."""
+    creds = basic_credentials(request.headers.get("authorization"))
+    if creds is None:
+        raise _UNAUTH
+    user, pw = creds
+    ctx = ctx_of(request)
+    with ctx.session() as s:
+        cached = ctx.auth_cache.get(user, pw)
+        acc = s.get(Account, cached) if cached is not None else authenticate(s, user, pw)
+        if acc is None:
+            raise _UNAUTH
+        ctx.auth_cache.put(user, pw, acc.id)
+        return Principal(acc.id, acc.username, acc.taxpayer_id, acc.branch)
+
+
+def check_tenant(p: Principal, taxpayer_id: str, branch: str | None, *, file: str | None = None) -> None:
+    if taxpayer_id != p.taxpayer_id or (p.branch is not None and branch != p.branch):
+        raise ApiError(
+            403,
+            "tenant.forbidden",
+            "bu hesap yalnızca kendi vergi kimlik numarasının"
+            + (f" ({p.branch} şubesi)" if p.branch else "")
+            + " dosyalarına erişebilir",
+            "this account may only access its own taxpayer's"
+            + (f" (branch {p.branch})" if p.branch else "")
+            + " files",
+            file=file,
+            details={"taxpayer_id": taxpayer_id, "branch": branch},
+        )
+
+
+def name_tenant(p: Principal, name: EDefterName) -> None:
+    check_tenant(p, name.taxpayer_id, name.branch, file=name.filename)

@@ -1,0 +1,1 @@
+"""Archive metadata: SQLAlchemy models, engine/schema management, repository."""

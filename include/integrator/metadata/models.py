@@ -1,0 +1,94 @@
+"""Metadata schema (SQLAlchemy 2 declarative). Stored bytes live in the storage backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Account", "ArchivedFile", "AuditRun", "Base", "SchemaVersion", "Submission", "utcnow"]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaVersion(Base):
+    __tablename__ = "integrator_schema_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    applied_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(512))
+    taxpayer_id: Mapped[str] = mapped_column(String(11), index=True)
+    # None: company-wide account (sees every branch of the taxpayer); else one branch only.
+    branch: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ArchivedFile(Base):
+    __tablename__ = "files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(64), unique=True)  # the .zip name; names are global
+    taxpayer_id: Mapped[str] = mapped_column(String(11))
+    branch: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    period: Mapped[str] = mapped_column(String(6))  # YYYYMM
+    code: Mapped[str] = mapped_column(String(8))  # Y K YB KB GIB-YB GIB-KB DR GIB-DR
+    part: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    xml_sha256: Mapped[str] = mapped_column(String(64))
+    xml_size: Mapped[int] = mapped_column(BigInteger)
+    storage: Mapped[str] = mapped_column(String(8))
+    storage_key: Mapped[str] = mapped_column(String(256))
+    version_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    fiscal_year_end: Mapped[dt.date] = mapped_column(Date)
+    retention_until: Mapped[dt.date] = mapped_column(Date)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    uploaded_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+
+    __table_args__ = (Index("ix_files_tenant_period", "taxpayer_id", "branch", "period"),)
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    taxpayer_id: Mapped[str] = mapped_column(String(11))
+    branch: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    period: Mapped[str] = mapped_column(String(6))
+    source: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[list] = mapped_column(JSON)  # [{"name":..., "sha256":...}]
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))  # BackupStatus value
+    message_tr: Mapped[str] = mapped_column(Text, default="")
+    message_en: Mapped[str] = mapped_column(Text, default="")
+    results: Mapped[list] = mapped_column(JSON, default=list)  # per-file results
+    problems: Mapped[list] = mapped_column(JSON, default=list)
+    retention_until: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    submitted_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+
+    __table_args__ = (Index("ix_submissions_tenant_period", "taxpayer_id", "branch", "period"),)
+
+
+class AuditRun(Base):
+    """Every fixity check is logged (NDSA practice)."""
+
+    __tablename__ = "audit_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    checked: Mapped[int] = mapped_column(Integer, default=0)
+    ok: Mapped[int] = mapped_column(Integer, default=0)
+    report: Mapped[dict] = mapped_column(JSON, default=dict)

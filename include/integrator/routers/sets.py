@@ -1,0 +1,145 @@
+"""Submit a month set (asynchronous validation) and query a month's status."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from include.edefter.naming import Period
+from include.edefter.status import BackupStatus
+from include.integrator.deps import Principal, check_tenant, ctx_of, current_account
+from include.integrator.errors import ApiError
+from include.integrator.metadata.models import Submission
+from include.integrator.schemas import ErrorBody, MonthStatusOut, SubmitIn, SubmitOut
+from include.integrator.validation import month_messages
+
+router = APIRouter(prefix="/v1", tags=["sets"])
+
+_ERR: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 422, 503)}
+
+
+def _period(s: str) -> Period:
+    try:
+        return Period.parse(s)
+    except ValueError as exc:
+        raise ApiError(400, "period.invalid", f"dönem YYYYAA olmalı: {s!r}", f"period must be YYYYMM: {s!r}") from exc
+
+
+def _branch_filter(branch: str | None) -> Any:
+    return Submission.branch.is_(None) if branch is None else Submission.branch == branch
+
+
+@router.post(
+    "/submissions",
+    status_code=202,
+    response_model=SubmitOut,
+    responses={200: {"model": SubmitOut, "description": "identical submission already accepted"}, **_ERR},
+    summary="Submit a month's set for validation (asynchronous)",
+)
+def submit_month(body: SubmitIn, request: Request, principal: Annotated[Principal, Depends(current_account)]) -> JSONResponse:
+    ctx = ctx_of(request)
+    check_tenant(principal, body.taxpayer_id, body.branch)
+    period = _period(body.period)
+    manifest = [{"name": f.name, "sha256": f.sha256.lower()} for f in body.files]
+    digest = hashlib.sha256(
+        json.dumps([body.source, sorted((m["name"], m["sha256"]) for m in manifest)]).encode()
+    ).hexdigest()
+    with ctx.session() as s, s.begin():
+        latest = s.scalar(
+            select(Submission)
+            .where(
+                Submission.taxpayer_id == body.taxpayer_id,
+                _branch_filter(body.branch),
+                Submission.period == period.yyyymm,
+            )
+            .order_by(Submission.id.desc())
+            .limit(1)
+        )
+        # Idempotent retry: the same manifest, still in progress or backed up, is the same submission.
+        if latest is not None and latest.manifest_sha256 == digest and latest.status != BackupStatus.YEDEKLENEMEDI.value:
+            out = SubmitOut(
+                submission_id=latest.id,
+                status=latest.status,
+                status_en=BackupStatus(latest.status).english,
+                created=False,
+            )
+            return JSONResponse(out.model_dump(), status_code=200)
+        tr, en = month_messages(BackupStatus.ISLENDI, period)
+        sub = Submission(
+            taxpayer_id=body.taxpayer_id,
+            branch=body.branch,
+            period=period.yyyymm,
+            source=body.source,
+            manifest=manifest,
+            manifest_sha256=digest,
+            status=BackupStatus.ISLENDI.value,
+            message_tr=tr,
+            message_en=en,
+            results=[],
+            problems=[],
+            submitted_by=principal.account_id,
+        )
+        s.add(sub)
+        s.flush()
+        sub_id = sub.id
+    request.app.state.validator.schedule(sub_id)
+    out = SubmitOut(submission_id=sub_id, status=BackupStatus.ISLENDI.value, status_en=BackupStatus.ISLENDI.english, created=True)
+    return JSONResponse(out.model_dump(), status_code=202)
+
+
+@router.get(
+    "/months/{taxpayer_id}/{period}",
+    response_model=MonthStatusOut,
+    responses=_ERR,
+    summary="Backup status of one month (durum sorgulama)",
+)
+def month_status(
+    request: Request,
+    principal: Annotated[Principal, Depends(current_account)],
+    taxpayer_id: Annotated[str, Path(pattern=r"^[0-9]{10,11}$")],
+    period: Annotated[str, Path(pattern=r"^[0-9]{6}$", description="YYYYMM")],
+    branch: Annotated[str | None, Query(pattern=r"^[0-9]{4}$")] = None,
+) -> MonthStatusOut:
+    ctx = ctx_of(request)
+    if principal.branch is not None and branch is None:
+        branch = principal.branch
+    check_tenant(principal, taxpayer_id, branch)
+    p = _period(period)
+    with ctx.session() as s:
+        sub = s.scalar(
+            select(Submission)
+            .where(Submission.taxpayer_id == taxpayer_id, _branch_filter(branch), Submission.period == p.yyyymm)
+            .order_by(Submission.id.desc())
+            .limit(1)
+        )
+    if sub is None:
+        st = BackupStatus.GONDERILMEDI
+        tr, en = month_messages(st, p)
+        return MonthStatusOut(
+            taxpayer_id=taxpayer_id, branch=branch, period=p.yyyymm, label_tr=p.label_tr,
+            status=st.value, status_en=st.english, message_tr=tr, message_en=en,
+        )
+    st = BackupStatus(sub.status)
+    return MonthStatusOut(
+        taxpayer_id=taxpayer_id,
+        branch=branch,
+        period=p.yyyymm,
+        label_tr=p.label_tr,
+        status=st.value,
+        status_en=st.english,
+        message_tr=sub.message_tr,
+        message_en=sub.message_en,
+        description=f"{sub.source} sisteminden aktarılmıştır",
+        source=sub.source,
+        submission_id=sub.id,
+        submitted_at=sub.submitted_at,
+        finished_at=sub.finished_at,
+        retention_until=sub.retention_until,
+        files=sub.results or [],
+        problems=sub.problems or [],
+    )

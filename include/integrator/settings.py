@@ -1,0 +1,93 @@
+"""Service settings from CLI flags and environment (INTEGRATOR_*); secrets only from env."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from include.edefter.retention import MIN_RETENTION_YEARS
+from include.integrator.storage.s3 import S3Settings
+
+__all__ = ["Settings"]
+
+_MIB = 1024 * 1024
+ENV_PREFIX = "INTEGRATOR_"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    db_url: str | None = None  # default: sqlite:///DATA/metadata.sqlite3 (WAL)
+    storage: str = "fs"  # "fs" | "s3"
+    s3: S3Settings | None = None
+    retention_years: int = MIN_RETENTION_YEARS
+    max_upload_bytes: int = 512 * _MIB  # one zipped file as sent
+    max_uncompressed_bytes: int = 1024 * _MIB  # the XML inside
+    max_ratio: int = 200  # uncompressed / compressed, zip-bomb guard
+    require_approved: bool = True
+    # "module:function" called as validate_month(..., extra_file_checks=<it>) — the hook for
+    # the cryptographic verifier (include.edefter.verify) once it exists.
+    extra_file_checks: str | None = None
+    validation_workers: int = 1
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    chunk_bytes: int = 1 * _MIB
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.retention_years < MIN_RETENTION_YEARS:
+            raise ValueError(f"retention years must be >= {MIN_RETENTION_YEARS}, got {self.retention_years}")
+        if self.storage not in ("fs", "s3"):
+            raise ValueError(f"storage must be fs or s3, got {self.storage!r}")
+        if self.storage == "s3" and self.s3 is None:
+            raise ValueError("storage s3 needs the S3 endpoint, bucket and credentials")
+
+    @property
+    def effective_db_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.data_dir / 'metadata.sqlite3'}"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "incoming"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    def with_(self, **kw: object) -> Settings:
+        return replace(self, **kw)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, data_dir: str | Path | None = None, **overrides: object) -> Settings:
+        """Env first, explicit overrides (CLI flags) win. S3 secrets are read only from env."""
+        data = Path(data_dir or _env("DATA") or "var/integrator").resolve()
+        storage = str(overrides.pop("storage", None) or _env("STORAGE", "fs"))
+        s3 = None
+        if storage == "s3":
+            s3 = S3Settings(
+                endpoint_url=str(overrides.pop("s3_endpoint", None) or _env("S3_ENDPOINT", "")),
+                bucket=str(overrides.pop("s3_bucket", None) or _env("S3_BUCKET", "")),
+                access_key=_env("S3_ACCESS_KEY", "") or "",
+                secret_key=_env("S3_SECRET_KEY", "") or "",
+                region=str(overrides.pop("s3_region", None) or _env("S3_REGION", "us-east-1")),
+                checksum_mode=str(overrides.pop("s3_checksum_mode", None) or _env("S3_CHECKSUM_MODE", "when_required")),
+                create_bucket=bool(overrides.pop("s3_create_bucket", None) or _env("S3_CREATE_BUCKET", "") == "1"),
+            )
+        for k in ("s3_endpoint", "s3_bucket", "s3_region", "s3_checksum_mode", "s3_create_bucket"):
+            overrides.pop(k, None)
+        kw: dict[str, object] = {
+            "db_url": _env("DB_URL"),
+            "retention_years": int(_env("RETENTION_YEARS", str(MIN_RETENTION_YEARS)) or MIN_RETENTION_YEARS),
+            "max_upload_bytes": int(_env("MAX_UPLOAD_BYTES", str(512 * _MIB)) or 0),
+            "max_uncompressed_bytes": int(_env("MAX_UNCOMPRESSED_BYTES", str(1024 * _MIB)) or 0),
+            "max_ratio": int(_env("MAX_RATIO", "200") or 200),
+            "extra_file_checks": _env("EXTRA_FILE_CHECKS"),
+            "require_approved": (_env("REQUIRE_APPROVED", "1") != "0"),
+        }
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(data_dir=data, storage=storage, s3=s3, **kw)  # type: ignore[arg-type]

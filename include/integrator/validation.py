@@ -1,0 +1,323 @@
+"""Asynchronous validation of a submitted month set.
+
+A submission moves "Entegratör'e İşlendi" → "Yedeklendi" | "Yedeklenemedi". The
+work runs in a background thread pool; submissions still "İşlendi" after a
+restart are picked up again (the verdict is a pure function of stored bytes).
+Transient failures (DB, storage) are retried, never turned into a verdict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from include.edefter.naming import EDefterName, InvalidFileName, Period, parse_name
+from include.edefter.problems import Problem, Severity
+from include.edefter.status import BackupStatus
+from include.integrator.context import ServiceContext
+from include.integrator.metadata.models import ArchivedFile, Submission, utcnow
+from include.integrator.storage.base import StorageError
+
+__all__ = ["Validator", "month_messages", "load_extra_checks"]
+
+log = logging.getLogger(__name__)
+
+
+def month_messages(status: BackupStatus, period: Period, problems: Sequence[dict[str, Any]] = ()) -> tuple[str, str]:
+    label = period.label_tr
+    if status is BackupStatus.YEDEKLENDI:
+        return (
+            f"{label} ayına ait Yevmiye ve Büyük Defter dosyaları yedeklendi.",
+            f"The journal and general ledger files of {label} were backed up.",
+        )
+    if status is BackupStatus.YEDEKLENEMEDI:
+        errs = [p for p in problems if p.get("severity", "error") == "error"]
+        first_tr = f" İlk sorun: {errs[0]['message_tr']}" if errs else ""
+        first_en = f" First problem: {errs[0]['message_en']}" if errs else ""
+        return (
+            f"{label} ayına ait Yevmiye ve Büyük Defter dosyaları yedeklenemedi ({len(errs)} sorun).{first_tr}",
+            f"The journal and general ledger files of {label} could not be backed up ({len(errs)} problems).{first_en}",
+        )
+    if status is BackupStatus.ISLENDI:
+        return (
+            f"{label} ayına ait dosyalar entegratöre işlendi, kontrol ediliyor.",
+            f"The files of {label} were received and are being checked.",
+        )
+    return (
+        f"{label} ayı için entegratöre gönderim yok.",
+        f"Nothing was submitted to the integrator for {label}.",
+    )
+
+
+def load_extra_checks(spec: str | None) -> Any:
+    """'module:attr' → the object passed to validate_month(extra_file_checks=...)."""
+    if not spec:
+        return None
+    mod, _, attr = spec.partition(":")
+    obj = importlib.import_module(mod)
+    return getattr(obj, attr) if attr else obj
+
+
+def _problem(code: str, files: tuple[str, ...], tr: str, en: str, **details: str) -> dict[str, Any]:
+    return Problem(code, files, tr, en, Severity.ERROR, tuple(details.items())).to_dict()
+
+
+class _ZipMemberOpener:
+    """Opens the XML inside a stored zip, spooling non-seekable streams (S3) to a temp file."""
+
+    def __init__(self, ctx: ServiceContext, row: ArchivedFile) -> None:
+        self.ctx = ctx
+        self.row = row
+
+    def __call__(self) -> IO[bytes]:
+        raw = self.ctx.storage.open(self.row.storage_key, self.row.version_id)
+        seekable = getattr(raw, "seekable", lambda: False)()
+        if not seekable:
+            spool = tempfile.TemporaryFile(dir=self.ctx.settings.tmp_dir)
+            with raw:
+                shutil.copyfileobj(raw, spool, 1 << 20)
+            spool.seek(0)
+            raw = spool
+        zf = zipfile.ZipFile(raw)
+        member = zf.open(zf.infolist()[0])
+        return _Closing(member, zf, raw)
+
+
+class _Closing:
+    """A member stream that also closes the zip and the underlying file."""
+
+    def __init__(self, member: IO[bytes], *others: Any) -> None:
+        self._m = member
+        self._others = others
+
+    def read(self, n: int = -1) -> bytes:
+        return self._m.read(n)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._m.close()
+        for o in self._others:
+            o.close()
+
+    def __enter__(self) -> _Closing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Validator:
+    def __init__(self, ctx: ServiceContext, workers: int = 1, retry_delay: float = 2.0, max_attempts: int = 5) -> None:
+        self.ctx = ctx
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="validate")
+        self.retry_delay = retry_delay
+        self.max_attempts = max_attempts
+        self.extra_checks = load_extra_checks(ctx.settings.extra_file_checks)
+        self._closed = False
+        self._timers: set[threading.Timer] = set()
+
+    def schedule(self, submission_id: int, attempt: int = 1) -> None:
+        if not self._closed:
+            self.pool.submit(self._run, submission_id, attempt)
+
+    def resume_pending(self) -> int:
+        with self.ctx.session() as s:
+            ids = list(s.scalars(select(Submission.id).where(Submission.status == BackupStatus.ISLENDI.value)))
+        for i in ids:
+            self.schedule(i)
+        return len(ids)
+
+    def close(self) -> None:
+        self._closed = True
+        for t in list(self._timers):
+            t.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, submission_id: int, attempt: int) -> None:
+        try:
+            self.validate(submission_id)
+        except (SQLAlchemyError, StorageError, OSError) as exc:
+            if attempt >= self.max_attempts:
+                log.exception("validation of submission %s failed %d times", submission_id, attempt)
+                self._finish_internal(submission_id, exc)
+                return
+            log.warning("validation of submission %s hit a transient error (%s); retrying", submission_id, exc)
+            t = threading.Timer(self.retry_delay * attempt, self.schedule, (submission_id, attempt + 1))
+            t.daemon = True
+            self._timers.add(t)
+            t.start()
+        except Exception as exc:  # a bug must not leave the month "İşlendi" forever
+            log.exception("validation of submission %s crashed", submission_id)
+            self._finish_internal(submission_id, exc)
+
+    def _finish_internal(self, submission_id: int, exc: BaseException) -> None:
+        try:
+            with self.ctx.session() as s, s.begin():
+                sub = s.get(Submission, submission_id)
+                if sub is None or sub.status != BackupStatus.ISLENDI.value:
+                    return
+                probs = [
+                    _problem(
+                        "integrator.internal_error",
+                        (),
+                        "entegratör seti kontrol ederken bir iç hata oluştu; lütfen seti yeniden gönderin",
+                        f"the integrator hit an internal error while checking the set ({type(exc).__name__}); please re-submit",
+                    )
+                ]
+                self._store_verdict(sub, BackupStatus.YEDEKLENEMEDI, probs, [])
+        except SQLAlchemyError:
+            log.exception("could not record the failure of submission %s", submission_id)
+
+    def _store_verdict(
+        self, sub: Submission, status: BackupStatus, problems: list[dict[str, Any]], results: list[dict[str, Any]]
+    ) -> None:
+        sub.status = status.value
+        sub.problems = problems
+        sub.results = results
+        sub.message_tr, sub.message_en = month_messages(status, Period.parse(sub.period), problems)
+        sub.finished_at = utcnow()
+
+    def validate(self, submission_id: int) -> BackupStatus:
+        with self.ctx.session() as s:
+            sub = s.get(Submission, submission_id)
+            if sub is None or sub.status != BackupStatus.ISLENDI.value:
+                return BackupStatus(sub.status) if sub else BackupStatus.GONDERILMEDI
+            manifest = list(sub.manifest)
+            tid, branch, period = sub.taxpayer_id, sub.branch, Period.parse(sub.period)
+            rows = {
+                r.filename: r
+                for r in s.scalars(
+                    select(ArchivedFile).where(
+                        ArchivedFile.taxpayer_id == tid,
+                        ArchivedFile.branch.is_(None) if branch is None else ArchivedFile.branch == branch,
+                        ArchivedFile.period == period.yyyymm,
+                    )
+                )
+            }
+        problems: list[dict[str, Any]] = []
+        per_file: dict[str, list[dict[str, Any]]] = {}
+        present: list[tuple[EDefterName, ArchivedFile]] = []
+        seen: set[str] = set()
+        for item in manifest:
+            fname, sha = item["name"], item["sha256"].lower()
+            pr: list[dict[str, Any]] = per_file.setdefault(fname, [])
+            try:
+                name = parse_name(fname)
+            except InvalidFileName as exc:
+                pr.append(_problem(f"name.{exc.field}", (fname,), exc.message_tr, exc.message_en))
+                continue
+            zname = name.with_ext("zip")
+            if (name.taxpayer_id, name.branch, name.period) != (tid, branch, period):
+                pr.append(
+                    _problem(
+                        "set.foreign_file",
+                        (fname,),
+                        "dosya bu ayın/mükellefin/şubenin setine ait değil",
+                        "the file does not belong to this taxpayer/branch/month set",
+                    )
+                )
+                continue
+            if zname.filename in seen:
+                pr.append(_problem("set.duplicate", (fname,), "dosya listede iki kez var", "the file is listed twice"))
+                continue
+            seen.add(zname.filename)
+            row = rows.get(zname.filename)
+            if row is None:
+                pr.append(
+                    _problem(
+                        "set.file_not_uploaded",
+                        (fname,),
+                        "listedeki dosya entegratöre yüklenmemiş",
+                        "the listed file was not uploaded to the integrator",
+                    )
+                )
+                continue
+            if row.sha256 != sha:
+                pr.append(
+                    _problem(
+                        "set.sha256_mismatch",
+                        (fname,),
+                        "listedeki SHA-256 arşivdeki dosyanınkiyle uyuşmuyor",
+                        "the SHA-256 in the list differs from the archived file's",
+                        listed=sha,
+                        archived=row.sha256,
+                    )
+                )
+                continue
+            present.append((name.with_ext("xml"), row))
+        for pr in per_file.values():
+            problems.extend(pr)
+        problems.extend(self._content_problems(tid, branch, period, present))
+        ok = not any(p.get("severity") == "error" for p in problems)
+        status = BackupStatus.YEDEKLENDI if ok else BackupStatus.YEDEKLENEMEDI
+        results = []
+        for item in manifest:
+            fname = item["name"]
+            stem = fname.rsplit(".", 1)[0]
+            mine = [p for p in problems if any(f.rsplit(".", 1)[0] == stem for f in p.get("files", []))]
+            row = rows.get(stem + ".zip")
+            results.append(
+                {
+                    "name": fname,
+                    "sha256": row.sha256 if row else None,
+                    "size": row.size if row else None,
+                    "status": (BackupStatus.YEDEKLENEMEDI if any(p["severity"] == "error" for p in mine) else status).value,
+                    "problems": mine,
+                    "retention_until": row.retention_until.isoformat() if row else None,
+                }
+            )
+        with self.ctx.session() as s, s.begin():
+            sub = s.get(Submission, submission_id)
+            assert sub is not None
+            if sub.status != BackupStatus.ISLENDI.value:
+                return BackupStatus(sub.status)
+            self._store_verdict(sub, status, problems, results)
+            untils = [r.retention_until for _, r in present]
+            sub.retention_until = max(untils) if untils else None
+        return status
+
+    def _content_problems(
+        self, tid: str, branch: str | None, period: Period, present: list[tuple[EDefterName, ArchivedFile]]
+    ) -> list[dict[str, Any]]:
+        from include.edefter.ledger_set import SetKey
+
+        key = SetKey(tid, branch, period)
+        files: list[tuple[EDefterName, Callable[[], IO[bytes]]]] = [
+            (n, _ZipMemberOpener(self.ctx, r)) for n, r in present
+        ]
+        try:
+            from include.edefter.checks import validate_month
+        except ImportError:
+            return self._completeness_only(key, [n for n, _ in present])
+        kwargs: dict[str, Any] = {"expected": key, "require_approved": self.ctx.settings.require_approved}
+        if self.extra_checks is not None:
+            kwargs["extra_file_checks"] = self.extra_checks
+        report = validate_month(files, **kwargs)
+        return [p.to_dict() for p in report.problems]
+
+    def _completeness_only(self, key: Any, names: list[EDefterName]) -> list[dict[str, Any]]:
+        """Used only while the domain library lacks checks.validate_month: completeness, not content."""
+        from include.edefter.ledger_set import build_set
+
+        ls = build_set(key, names)
+        out = [p.to_dict() for p in ls.problems]
+        for m in ls.missing:
+            out.append(_problem("set.missing_file", (m,), f"eksik dosya: {m}", f"missing file: {m}"))
+        return out
+
+
+def now_utc() -> dt.datetime:
+    return utcnow()
