@@ -89,6 +89,8 @@ _FISCAL_FIELDS = {
 _ENTRY_COUNTER = _q("gl-bus", "numberOfEntries")
 
 _WS = re.compile(rb"\s+")
+# libxml2's wording for entity trouble (not tag names such as entityInformation).
+_ENTITY_MSG = re.compile(r"(?i)entity '|entityref|entity reference|entity loop|amplification|entities")
 # A reference to anything but the five predefined entities (and char refs).
 _ENTITY_REF = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);|#)[A-Za-z_:][\w.:-]*;")
 
@@ -354,18 +356,31 @@ class _Collector:
 
 
 def _syntax_error(
-    name: str, exc: etree.XMLSyntaxError, seen_root: bool, at_eof: bool, tail: bytes
+    name: str, exc: etree.XMLSyntaxError, seen_root: bool, at_eof: bool, tail: bytes, pos: _Position
 ) -> XmlReadError:
     msg = str(exc)
     low = msg.lower()
+    # "Truncated" = the parser failed at the very end of the bytes of a document
+    # that started like XML; libxml2's wording for that varies with the cut point.
+    line, col = getattr(exc, "position", None) or (0, 0)
+    at_end = at_eof and pos.xml_start and "mismatch" not in low and (
+        line == 0 or (line >= pos.lines and (pos.last_line_len is None or col >= pos.last_line_len - 8))
+    )
     # With resolve_entities=False lxml's pull parser reports an undefined entity
     # only as "no element found"; look at the bytes to name the real rule.
-    if "entity" in low or ("no element found" in low and _ENTITY_REF.search(tail)):
+    if _ENTITY_MSG.search(msg) or ("no element found" in low and _ENTITY_REF.search(tail)):
         return XmlReadError(
             name,
             "xml.entity",
             f"entity references are not allowed in e-Defter XML ({msg})",
             f"e-Defter XML'inde varlık (entity) referansına izin verilmez ({msg})",
+        )
+    if at_end:
+        return XmlReadError(
+            name,
+            "xml.truncated",
+            f"the XML ends before its root element is closed: the file is truncated or incomplete ({msg})",
+            f"XML kök eleman kapanmadan bitiyor: dosya kesik veya eksik ({msg})",
         )
     if not seen_root:
         return XmlReadError(
@@ -374,19 +389,33 @@ def _syntax_error(
             f"the file is not an XML document ({msg})",
             f"dosya bir XML belgesi değil ({msg})",
         )
-    if at_eof and "mismatch" not in low:
-        return XmlReadError(
-            name,
-            "xml.truncated",
-            f"the XML ends before its root element is closed: the file is truncated or incomplete ({msg})",
-            f"XML kök eleman kapanmadan bitiyor: dosya kesik veya eksik ({msg})",
-        )
     return XmlReadError(
         name,
         "xml.malformed",
         f"the XML is not well-formed ({msg})",
         f"XML iyi biçimli (well-formed) değil ({msg})",
     )
+
+
+@dataclass
+class _Position:
+    """Where the bytes read so far end: line count and length of the last line."""
+
+    lines: int = 1
+    last_line_len: int | None = 0
+    xml_start: bool = False
+
+    def update(self, chunk: bytes, first: bool) -> None:
+        if first:
+            head = chunk.lstrip(b"\xef\xbb\xbf \t\r\n")
+            self.xml_start = head.startswith(b"<") or chunk.startswith((b"\xff\xfe", b"\xfe\xff"))
+        # libxml2 counts columns in characters: measure the last line decoded.
+        nl = chunk.count(b"\n")
+        if nl:
+            self.lines += nl
+            self.last_line_len = len(chunk[chunk.rindex(b"\n") + 1 :].decode("utf-8", "ignore"))
+        elif self.last_line_len is not None:
+            self.last_line_len += len(chunk.decode("utf-8", "ignore"))
 
 
 def _dtd_error(name: str) -> XmlReadError:
@@ -418,6 +447,7 @@ def read_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits = XmlLim
     col = _Collector(name, limits)
     total = 0
     last_chunk = b""
+    pos = _Position()
     seen_root = False
     with _as_stream(source, name) as stream:
         while True:
@@ -438,6 +468,7 @@ def read_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits = XmlLim
                     f"XML {limits.max_file_bytes} baytlık sınırdan büyük",
                 )
             last_chunk = chunk
+            pos.update(chunk, first=total == len(chunk))
             try:
                 parser.feed(chunk)
                 events = parser.read_events()
@@ -453,7 +484,12 @@ def read_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits = XmlLim
                     else:
                         col.end(el)
             except etree.XMLSyntaxError as exc:
-                raise _syntax_error(name, exc, seen_root, at_eof=False, tail=chunk) from exc
+                # Was this the last chunk? Then the error may be the file's premature end.
+                try:
+                    at_eof = not stream.read(1)
+                except OSError:
+                    at_eof = False
+                raise _syntax_error(name, exc, seen_root, at_eof=at_eof, tail=chunk, pos=pos) from exc
         if total == 0:
             raise XmlReadError(name, "xml.not_xml", "the file is empty", "dosya boş")
         try:
@@ -464,7 +500,7 @@ def read_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits = XmlLim
                 else:
                     col.end(el)
         except etree.XMLSyntaxError as exc:
-            raise _syntax_error(name, exc, seen_root, at_eof=True, tail=last_chunk) from exc
+            raise _syntax_error(name, exc, seen_root, at_eof=True, tail=last_chunk, pos=pos) from exc
     if col.root is None:
         raise XmlReadError(name, "xml.not_xml", "no root element found", "kök eleman bulunamadı")
     return col.facts(total)
