@@ -85,7 +85,7 @@ def berat_of_other_month(berat_path: Path, *, pki: TestPKI, company_name: str = 
     with tempfile.TemporaryDirectory(prefix="edefter-other-month-") as tmp:
         mf = generate_month(
             Path(tmp), taxpayer_id=name.taxpayer_id, company_name=company_name, period=other, pki=pki,
-            branch=name.branch, parts=1 if name.part == 0 else max(name.part, 1), seed=seed,
+            branch=name.branch, parts=1 if name.part == 0 else max(name.part, 2), seed=seed,
             stage=Stage.GIB_BERATS, with_dr=False,
         )
         donor = mf.paths[(name.code, name.part)]
