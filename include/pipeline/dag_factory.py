@@ -1,0 +1,244 @@
+"""Build one backup DAG per configured company (firma bazında) or branch (şube bazında).
+
+Parse-time cost matters (hundreds of companies, re-parsed every few seconds): only the
+config, the sensors and the notifiers are imported here; the task bodies import the
+domain library (lxml, isal, requests) when they run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+
+from include.pipeline.config import BackupUnit, PipelineConfig, load_config
+from include.pipeline.months import MONTH_PATTERN
+from include.pipeline.notifiers import EDefterAlertNotifier
+from include.pipeline.sensors import WaitForApprovedBeratsSensor, WaitForBackupConfirmationSensor
+
+__all__ = ["TASK_IDS", "build_dag", "build_dags", "unit_info"]
+
+TASK_IDS = (
+    "wait_for_approved_berats",
+    "verify",
+    "package",
+    "upload",
+    "wait_for_backup_confirmation",
+    "record",
+)
+TIMEZONE = "Europe/Istanbul"
+
+
+def unit_info(unit: BackupUnit) -> dict[str, Any]:
+    """What alerts and logs may say about a unit (no secrets: only the Connection id)."""
+    return {
+        "company": unit.company_name,
+        "company_id": unit.company_id,
+        "taxpayer_id": unit.taxpayer_id,
+        "branch": unit.branch,
+        "automatic": unit.automatic,
+        "dag_id": unit.dag_id,
+    }
+
+
+def _doc_md(unit: BackupUnit) -> str:
+    branch_tr = f"\n- **Şube:** {unit.branch} — {unit.branch_name}" if unit.branch else ""
+    branch_en = f"\n- **Branch:** {unit.branch} — {unit.branch_name}" if unit.branch else ""
+    mode_tr = (
+        "Otomatik Yedekleme: **Evet** — her ayın 1'inde (Europe/Istanbul) bir önceki ay yedeklenir."
+        if unit.automatic
+        else "Otomatik Yedekleme: **Hayır** — ay seçilerek elle çalıştırılır (Gönder)."
+    )
+    mode_en = (
+        "Automatic backup: **yes** — on the 1st of each month (Europe/Istanbul) the previous month is backed up."
+        if unit.automatic
+        else "Automatic backup: **no** — run on demand for one month."
+    )
+    return f"""\
+## e-Defter Yedekleme — {unit.display_name}
+
+- **VKN/TCKN:** {unit.taxpayer_id}{branch_tr}
+- **e-Defter klasörü:** `{unit.folder}` (yalnızca okunur)
+- **Entegratör bağlantısı (Connection):** `{unit.integrator_conn_id}`
+- {mode_tr}
+
+Adımlar: onaylı beratları bekle → doğrula → paketle (dosya başına zip + SHA-256) → entegratöre yükle
+→ entegratör onayını bekle ("Yedeklendi" / "Yedeklenemedi") → kayıt bilgisini yaz.
+
+Tek ay için: `airflow dags trigger {unit.dag_id} --conf '{{"month": "2025-03"}}'`
+Geçmiş aylar: `airflow backfill create --dag-id {unit.dag_id} --from-date 2025-01-01 --to-date 2025-06-30`
+
+---
+
+**English.** Backs up the e-Defter files of {unit.display_name} (taxpayer {unit.taxpayer_id}){branch_en}
+from `{unit.folder}` (read-only) to the integrator account of Connection `{unit.integrator_conn_id}`.
+{mode_en} Steps: wait for GİB-approved berats → verify → package (one deterministic zip per file + SHA-256
+manifest) → upload → wait for the integrator's verdict → record evidence. One month on demand:
+trigger with conf `{{"month": "YYYY-MM"}}`; past months: `airflow backfill create`.
+"""
+
+
+def build_dag(unit: BackupUnit) -> DAG:
+    tuning = unit.tuning
+    info = unit_info(unit)
+    notifier = EDefterAlertNotifier(
+        info,
+        email=unit.alerts.email,
+        smtp_conn_id=unit.alerts.smtp_conn_id,
+        from_email=unit.alerts.from_email,
+        webhook_conn_id=unit.alerts.webhook_conn_id,
+    )
+    default_args: dict[str, Any] = {
+        "owner": tuning.owner,
+        "retries": tuning.retries,
+        "retry_delay": dt.timedelta(seconds=tuning.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(seconds=tuning.max_retry_delay_seconds),
+        # Task-level, not DAG-level: DAG-level notifiers crash under dag.test (apache/airflow#64649).
+        "on_failure_callback": [notifier],
+    }
+    schedule: Any = CronDataIntervalTimetable("@monthly", timezone=TIMEZONE) if unit.automatic else None
+    start = pendulum.datetime(unit.start_month.year, unit.start_month.month, 1, tz=TIMEZONE)
+    tags = ["e-defter", "yedekleme", unit.company_id, "otomatik" if unit.automatic else "elle"]
+    if unit.branch:
+        tags.append("şube")
+    with DAG(
+        dag_id=unit.dag_id,
+        dag_display_name=f"e-Defter Yedekleme — {unit.display_name}"
+        + (f" ({unit.taxpayer_id}-{unit.branch})" if unit.branch else f" ({unit.taxpayer_id})"),
+        description=f"e-Defter otomatik yedekleme: {unit.display_name}",
+        schedule=schedule,
+        start_date=start,
+        catchup=False,
+        max_active_runs=tuning.max_active_runs,
+        default_args=default_args,
+        tags=tags,
+        doc_md=_doc_md(unit),
+        params={
+            "month": Param(
+                None,
+                type=["null", "string"],
+                pattern=MONTH_PATTERN,
+                title="Ay / Month",
+                description="Yedeklenecek ay (YYYY-AA); boşsa çalıştırmanın veri aralığı / month to back up (YYYY-MM); "
+                "empty: the run's data interval",
+            )
+        },
+        render_template_as_native_obj=False,
+    ) as dag:
+        wait = WaitForApprovedBeratsSensor(
+            task_id="wait_for_approved_berats",
+            folder=str(unit.folder),
+            taxpayer_id=unit.taxpayer_id,
+            branch=unit.branch,
+            automatic=unit.automatic,
+            taxpayer_kind=unit.taxpayer_type.value,
+            poll_interval_seconds=tuning.poll_interval_seconds,
+            timeout_seconds=tuning.berat_timeout_seconds,
+            deferrable=True,
+        )
+
+        @task(task_id="verify", multiple_outputs=False)
+        def verify_task(**context: Any) -> dict[str, Any]:
+            from include.pipeline import tasks as t
+
+            period = _period(context, unit)
+            return _verdicts(lambda: t.verify_month(unit, period, client_factory=lambda: _client(unit)))
+
+        @task(task_id="package", multiple_outputs=False)
+        def package_task(**context: Any) -> dict[str, Any]:
+            from include.pipeline import tasks as t
+
+            period = _period(context, unit)
+            return _verdicts(lambda: t.package_month(unit, period))
+
+        @task(task_id="upload", multiple_outputs=False)
+        def upload_task(pkg: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from include.pipeline import tasks as t
+
+            period = _period(context, unit)
+            with _client(unit) as client:
+                return _verdicts(lambda: t.upload_month(unit, period, pkg["manifest_path"], client))
+
+        confirm = WaitForBackupConfirmationSensor(
+            task_id="wait_for_backup_confirmation",
+            integrator_conn_id=unit.integrator_conn_id,
+            taxpayer_id=unit.taxpayer_id,
+            branch=unit.branch,
+            automatic=unit.automatic,
+            poll_interval_seconds=tuning.status_poll_interval_seconds,
+            timeout_seconds=tuning.status_timeout_seconds,
+            deferrable=True,
+        )
+
+        @task(task_id="record", multiple_outputs=False)
+        def record_task(
+            berats: dict[str, Any] | None,
+            verify: dict[str, Any] | None,
+            package: dict[str, Any] | None,
+            upload: dict[str, Any] | None,
+            confirmation: dict[str, Any] | None,
+            **context: Any,
+        ) -> dict[str, Any]:
+            from include.pipeline import tasks as t
+
+            period = _period(context, unit)
+            dag_run = context["dag_run"]
+            return t.record_month(
+                unit,
+                period,
+                dag_id=dag_run.dag_id,
+                run_id=dag_run.run_id,
+                berats=berats,
+                verify=verify,
+                package=package,
+                upload=upload,
+                confirmation=confirmation,
+            )
+
+        ver = verify_task()
+        pkg = package_task()
+        up = upload_task(pkg)
+        rec = record_task(wait.output, ver, pkg, up, confirm.output)
+        wait >> ver >> pkg
+        up >> confirm >> rec
+    return dag
+
+
+def _period(context: Any, unit: BackupUnit):  # -> Period
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.pipeline.months import MonthNotGiven, resolve_month
+
+    try:
+        return resolve_month(context, unit.automatic)
+    except (MonthNotGiven, ValueError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def _client(unit: BackupUnit):  # -> IntegratorClient
+    from include.pipeline.hook import EDefterIntegratorHook
+
+    return EDefterIntegratorHook(unit.integrator_conn_id).get_conn()
+
+
+def _verdicts(fn):  # type: ignore[no-untyped-def]
+    """Deterministic failures fail the task at once (no retries); others propagate for retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.pipeline.tasks import VerdictError
+
+    try:
+        return fn()
+    except VerdictError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def build_dags(config: PipelineConfig | None = None) -> Iterator[DAG]:
+    """All DAGs of the config, in a stable order (sorted by dag_id)."""
+    cfg = config if config is not None else load_config()
+    for unit in cfg.units:
+        yield build_dag(unit)
