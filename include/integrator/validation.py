@@ -66,7 +66,9 @@ def load_extra_checks(spec: str | None) -> Any:
         return None
     mod, _, attr = spec.partition(":")
     obj = importlib.import_module(mod)
-    return getattr(obj, attr) if attr else obj
+    obj = getattr(obj, attr) if attr else obj
+    # validate_month takes a sequence of FileCheck callables; accept a single one too.
+    return [obj] if callable(obj) else list(obj)
 
 
 def _problem(code: str, files: tuple[str, ...], tr: str, en: str, **details: str) -> dict[str, Any]:
