@@ -238,3 +238,21 @@ def test_same_seed_and_pki_give_identical_bytes(tmp_path, sample_pki) -> None:  
     for key, path in a.paths.items():
         assert path.read_bytes() == b.paths[key].read_bytes(), key
     assert a.path("Y", 1).read_bytes() != c.path("Y", 1).read_bytes()
+
+
+def test_zipped_gib_layout_is_deterministic_and_holds_the_same_xml(tmp_path, sample_pki) -> None:  # type: ignore[no-untyped-def]
+    import zipfile
+
+    kw = dict(taxpayer_id="1234567801", company_name="Örnek", period=Period(2022, 12), pki=sample_pki,
+              entries_per_part=4, seed=3, branch="0101")
+    plain = generate_month(tmp_path / "plain", **kw)
+    z1 = generate_month(tmp_path / "z1", layout="gib", zipped=True, **kw)
+    z2 = generate_month(tmp_path / "z2", layout="gib", zipped=True, **kw)
+    assert z1.directory == tmp_path / "z1" / "1234567801" / "01.01.2022-31.12.2022" / "12"
+    for key, zpath in z1.paths.items():
+        assert zpath.suffix == ".zip" and zpath.parent == z1.directory
+        assert zpath.read_bytes() == z2.paths[key].read_bytes()
+        with zipfile.ZipFile(zpath) as zf:
+            (member,) = zf.namelist()
+            assert member == plain.paths[key].name
+            assert zf.read(member) == plain.paths[key].read_bytes()
