@@ -24,6 +24,9 @@ NSDECL = (
 )
 
 
+SEPT_2019 = Period(2019, 9)
+
+
 def fake_sig(seed: str) -> str:
     """A deterministic base64 'signature value' (256 bytes like RSA-2048)."""
     raw = b"".join(hashlib.sha256(f"{seed}:{i}".encode()).digest() for i in range(8))
@@ -148,7 +151,7 @@ class Doc:
 
 def month_docs(
     taxpayer_id: str = "1234567801",
-    period: Period = Period(2019, 9),
+    period: Period = SEPT_2019,
     *,
     parts: Iterable[int] = (0,),
     branch: str | None = None,
