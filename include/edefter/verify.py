@@ -45,6 +45,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +136,9 @@ def _load_certs(items: Iterable[str | Path | x509.Certificate]) -> tuple[x509.Ce
         for f in files:
             data = f.read_bytes()
             if b"-----BEGIN" in data:
-                out.extend(x509.load_pem_x509_certificates(data))
+                # only CERTIFICATE blocks: a directory may also hold keys
+                for block in re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, re.S):
+                    out.append(x509.load_pem_x509_certificate(block))
             else:
                 out.append(x509.load_der_x509_certificate(data))
     return tuple(out)
@@ -478,13 +481,13 @@ _DER = Encoding.DER
 
 # --------------------------------------------------------------------------- verification of one signature
 
-def _sha1_finding(c: _Checks, trust: TrustSettings, where: str) -> None:
+def _sha1_finding(c: _Checks, trust: TrustSettings, prefix: str, where: str) -> None:
     tr = f"SHA-1 kabul edilmez ({where})"
     en = f"SHA-1 is not accepted ({where})"
     if trust.allow_sha1:
-        c.warn("signature.sha1", tr + " — ayar gereği uyarı", en + " — downgraded to a warning by settings")
+        c.warn(prefix + "signature.sha1", tr + " — ayar gereği uyarı", en + " — downgraded to a warning by settings")
     else:
-        c.fail("signature.sha1", tr, en)
+        c.fail(prefix + "signature.sha1", tr, en)
 
 
 def _check_signature_core(c: _Checks, s: _Sig, trust: TrustSettings, *, doc_digest: dict[str, bytes] | None,
@@ -501,8 +504,7 @@ def _check_signature_core(c: _Checks, s: _Sig, trust: TrustSettings, *, doc_dige
         c.fail(prefix + "signature.algorithms", f"Bilinmeyen imza algoritması: {s.sig_alg!r}",
                f"unknown signature algorithm {s.sig_alg!r}")
         return None
-    if SIG_ALGS[s.sig_alg][1] == "sha1":
-        _sha1_finding(c, trust, "SignatureMethod")
+    sha1_places = ["SignatureMethod"] if SIG_ALGS[s.sig_alg][1] == "sha1" else []
     # references
     main = [r for r in s.refs if r.type not in (TYPE_SIGNED_PROPERTIES,)]
     sp = [r for r in s.refs if r.type == TYPE_SIGNED_PROPERTIES]
@@ -511,8 +513,10 @@ def _check_signature_core(c: _Checks, s: _Sig, trust: TrustSettings, *, doc_dige
             c.fail(prefix + "signature.algorithms", f"Bilinmeyen özet algoritması: {r.digest_alg!r}",
                    f"unknown digest algorithm {r.digest_alg!r}")
             return None
-        if DIGEST_ALGS[r.digest_alg] == "sha1":
-            _sha1_finding(c, trust, "DigestMethod")
+        if DIGEST_ALGS[r.digest_alg] == "sha1" and "DigestMethod" not in sha1_places:
+            sha1_places.append("DigestMethod")
+    if sha1_places:
+        _sha1_finding(c, trust, prefix, ", ".join(sha1_places))
     if len(main) != 1:
         c.fail(prefix + "signature.structure", f"Belge referansı sayısı {len(main)} (tam 1 olmalı)",
                f"{len(main)} document references (exactly one required)")
