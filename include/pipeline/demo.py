@@ -360,7 +360,7 @@ def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
 
 
 def stop_process_tree(pid: int, *, timeout: float = 20.0) -> list[int]:
-    """SIGTERM the descendants of pid (deepest first), then pid itself; SIGKILL what is still alive
+    """SIGTERM pid's direct children, then its other descendants, then pid itself; SIGKILL what is alive
     after `timeout`, including anything left in pid's session (re-parented grandchildren).
     Returns the pids that had to be killed."""
     import psutil
@@ -371,26 +371,37 @@ def stop_process_tree(pid: int, *, timeout: float = 20.0) -> list[int]:
     except (psutil.NoSuchProcess, ProcessLookupError):
         return []
     killed: list[int] = []
+    step = timeout / 3
+
+    def terminate_and_wait(procs: list[psutil.Process]) -> None:
+        for proc in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.terminate()
+        psutil.wait_procs(procs, timeout=step)
+
     with contextlib.suppress(psutil.NoSuchProcess):
-        children = root.children(recursive=True)
-        # Children first (deepest first): Airflow's components shut their own workers down cleanly
-        # on SIGTERM; the parent (standalone) would otherwise try to restart or wait on them.
-        for child in reversed(children):
+        descendants = root.children(recursive=True)
+        direct = root.children()
+        # Children first: the direct children are Airflow's components under `standalone`; on SIGTERM
+        # each shuts its own workers down cleanly. Then whatever they left, then the parent, which
+        # would otherwise restart or wait on its children.
+        terminate_and_wait(direct)
+        terminate_and_wait([p for p in descendants if p not in direct and p.is_running()])
+        terminate_and_wait([root])
+        stubborn = []
+        for proc in [*descendants, root]:
             with contextlib.suppress(psutil.NoSuchProcess):
-                child.terminate()
-        _gone, alive = psutil.wait_procs(children, timeout=timeout / 2)
-        with contextlib.suppress(psutil.NoSuchProcess):
-            root.terminate()
-        _gone, alive_root = psutil.wait_procs([root], timeout=timeout / 2)
-        for proc in [*alive, *alive_root]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
-                killed.append(proc.pid)
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    proc.kill()
+                    stubborn.append(proc)
+                    killed.append(proc.pid)
+        psutil.wait_procs(stubborn, timeout=5)
     # Anything still in the session (a grandchild re-parented to init) is ours too.
     for proc in psutil.process_iter():
         with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError, PermissionError):
             if (
                 proc.pid != os.getpid()
+                and proc.pid not in killed
                 and os.getsid(proc.pid) == session
                 and proc.status() != psutil.STATUS_ZOMBIE
             ):

@@ -1,0 +1,352 @@
+"""Unit tests of the pure helpers behind `make run` / `make demo` (include/pipeline/demo.py).
+
+The end-to-end behaviour (real scheduler, real integrator) is in test_smoke_scheduler.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pendulum
+import psutil
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from include.edefter.naming import Period
+from include.edefter.status import BackupStatus, EDefterStatus
+from include.pipeline import demo
+from include.pipeline.demo import (
+    Expectation,
+    ProcessGroup,
+    RunState,
+    StatusRow,
+    backfill_window,
+    check_outcome,
+    connection_env_name,
+    connection_uri,
+    demo_months,
+    format_table,
+    make_scenario,
+    month_of_run,
+    scenario_config,
+    settle_progress,
+    stop_process_tree,
+)
+
+TODAY = dt.date(2026, 11, 26)
+
+
+# ---------------------------------------------------------------- scenario
+
+
+def test_demo_months_are_the_twelve_before_this_month() -> None:
+    months = demo_months(TODAY)
+    assert len(months) == 12
+    assert months[0] == Period(2025, 11)
+    assert months[-1] == Period(2026, 10)
+    assert all(b == a.next() for a, b in zip(months, months[1:], strict=False))
+
+
+def test_demo_months_across_january() -> None:
+    assert demo_months(dt.date(2026, 1, 3), 3) == (Period(2025, 10), Period(2025, 11), Period(2025, 12))
+
+
+def test_demo_scenario_covers_the_required_cases() -> None:
+    scenario = make_scenario("demo", TODAY)
+    assert len(scenario.companies) >= 3
+    assert len(scenario.months) >= 12
+    branch_based = [c for c in scenario.companies if c.branches]
+    assert branch_based and len(branch_based[0].branches) == 2
+    assert any(not c.automatic for c in scenario.companies)
+    values = list(scenario.expectations().values())
+    assert values.count(Expectation.TAMPERED) == 1
+    assert values.count(Expectation.WAITING) >= 3
+    assert values.count(Expectation.READY) >= 30
+    # Waiting months are the most recent ones (GİB berats come months later), never older months.
+    for company in scenario.companies:
+        flags = [scenario.expectation(company, i) is Expectation.WAITING for i in range(len(scenario.months))]
+        assert flags == sorted(flags)
+
+
+def test_smoke_scenario_is_one_company_three_ready_months() -> None:
+    scenario = make_scenario("smoke", TODAY)
+    assert len(scenario.companies) == 1 and len(scenario.months) == 3
+    assert set(scenario.expectations().values()) == {Expectation.READY}
+
+
+def test_unknown_scenario_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown scenario"):
+        make_scenario("nope", TODAY)
+
+
+def test_scenario_config_passes_the_pipeline_validator(tmp_path: Path) -> None:
+    from include.pipeline.config import parse_config
+
+    scenario = make_scenario("demo", TODAY)
+    data = scenario_config(scenario, tmp_path)
+    config = parse_config(data)
+    expected = {c.dag_id(b) for c in scenario.companies for b in c.units()}
+    assert {u.dag_id for u in config.units} == expected
+    manual = [u for u in config.units if not u.automatic]
+    assert [u.company_id for u in manual] == ["deniz-danismanlik"]
+    assert config.units[0].tuning.poll_interval_seconds == scenario.poll_interval_seconds
+    # No credentials in the YAML: only Connection ids.
+    assert "password" not in repr(data).lower()
+
+
+# ---------------------------------------------------------------- connections
+
+
+def test_connection_env_name() -> None:
+    assert connection_env_name("edefter_integrator_yildiz_gida_0001") == "AIRFLOW_CONN_EDEFTER_INTEGRATOR_YILDIZ_GIDA_0001"
+
+
+@settings(deadline=None, max_examples=60)  # the first call imports Airflow's models
+@given(
+    user=st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True),
+    password=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x17F), min_size=1, max_size=40),
+    port=st.integers(min_value=1024, max_value=65535),
+)
+def test_connection_uri_round_trips_through_airflow(user: str, password: str, port: int) -> None:
+    from airflow.models.connection import Connection
+
+    conn = Connection(conn_id="x", uri=connection_uri(user, password, "127.0.0.1", port))
+    assert (conn.conn_type, conn.host, conn.port, conn.login, conn.password) == ("http", "127.0.0.1", port, user, password)
+
+
+def test_secrets_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "connections.env"
+    demo.write_secrets_file(path, {"AIRFLOW_CONN_X": "http://u:p@127.0.0.1:1"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "export AIRFLOW_CONN_X='http://u:p@127.0.0.1:1'" in path.read_text()
+
+
+# ---------------------------------------------------------------- backfill window and run months
+
+
+@pytest.mark.parametrize(("first", "last"), [(Period(2025, 11), Period(2026, 10)), (Period(2026, 1), Period(2026, 3))])
+def test_backfill_window_selects_exactly_the_interval_starts(first: Period, last: Period) -> None:
+    from_date, to_date = (pendulum.parse(x) for x in backfill_window(first, last))
+    month = first.previous()
+    inside = []
+    for _ in range(20):
+        start = pendulum.datetime(month.year, month.month, 1, tz="Europe/Istanbul")
+        if from_date <= start <= to_date:
+            inside.append(month)
+        month = month.next()
+    expected = [first]
+    while expected[-1] != last:
+        expected.append(expected[-1].next())
+    assert inside == expected
+
+
+def test_month_of_run_uses_istanbul_interval_start_or_conf() -> None:
+    # The August interval starts at midnight Istanbul, 21:00 UTC on 31 July.
+    assert month_of_run({"data_interval_start": "2026-07-31T21:00:00Z", "conf": {}}) == Period(2026, 8)
+    assert month_of_run({"data_interval_start": None, "conf": {"month": "2026-03"}}) == Period(2026, 3)
+    assert month_of_run({"data_interval_start": None, "logical_date": None, "conf": None}) is None
+
+
+# ---------------------------------------------------------------- table and outcome
+
+
+def _rows(scenario: demo.Scenario, override: dict | None = None) -> list[StatusRow]:
+    rows = []
+    for company in scenario.companies:
+        for branch in company.units():
+            for i, month in enumerate(scenario.months):
+                exp = scenario.expectation(company, i)
+                if exp is Expectation.READY:
+                    values = (EDefterStatus.ONAYLI_BERAT_INDIRILDI.value, BackupStatus.YEDEKLENDI.value, "yedeklendi")
+                elif exp is Expectation.TAMPERED:
+                    values = (EDefterStatus.ONAYLI_BERAT_INDIRILDI.value, BackupStatus.YEDEKLENEMEDI.value, "imza bozuk")
+                else:
+                    values = (EDefterStatus.GIBE_GONDERILDI.value, BackupStatus.GONDERILMEDI.value, "bekleniyor")
+                key = (company.taxpayer_id, branch, month)
+                if override and key in override:
+                    values = override[key]
+                rows.append(StatusRow(company.name, branch, month, *values, taxpayer_id=company.taxpayer_id))
+    return rows
+
+
+def test_check_outcome_accepts_the_promised_outcome() -> None:
+    scenario = make_scenario("demo", TODAY)
+    assert check_outcome(_rows(scenario), scenario.expectations()) == []
+
+
+def test_check_outcome_names_every_deviation() -> None:
+    scenario = make_scenario("demo", TODAY)
+    exp = scenario.expectations()
+    ready = next(k for k, v in exp.items() if v is Expectation.READY)
+    tampered = next(k for k, v in exp.items() if v is Expectation.TAMPERED)
+    waiting = next(k for k, v in exp.items() if v is Expectation.WAITING)
+    override = {
+        ready: (EDefterStatus.ONAYLI_BERAT_INDIRILDI.value, BackupStatus.ISLENDI.value, ""),
+        tampered: (EDefterStatus.ONAYLI_BERAT_INDIRILDI.value, BackupStatus.YEDEKLENEMEDI.value, "  "),
+        waiting: (EDefterStatus.ONAYLI_BERAT_INDIRILDI.value, BackupStatus.YEDEKLENDI.value, ""),
+    }
+    problems = check_outcome(_rows(scenario, override), exp)
+    text = "\n".join(problems)
+    assert "expected Yedeklendi, got Entegratör'e İşlendi" in text
+    assert "Yedeklenemedi without a reason" in text
+    assert "expected still waiting" in text and "expected GİB berats missing" in text
+    missing = check_outcome(_rows(scenario)[1:], exp)
+    assert len(missing) == 1 and "no status row" in missing[0]
+
+
+def test_format_table_aligns_turkish_text() -> None:
+    rows = [
+        StatusRow("Yıldız Gıda Ltd. Şti.", "0002", Period(2026, 9), "Onaylı Berat İndirildi", "Yedeklendi", "x" * 200),
+        StatusRow("Örnek", None, Period(2026, 10), "GİB'e Gönderildi", "Entegratör'e Gönderilmedi", "bekliyor"),
+    ]
+    lines = format_table(rows, max_message=30).splitlines()
+    assert lines[0].split()[:2] == ["Firma", "Şube"]
+    # Columns line up: the status column starts at the same offset on every line.
+    offsets = {line.index(word) for line, word in zip(lines[2:], ("Onaylı", "GİB'e"), strict=True)}
+    assert len(offsets) == 1 and lines[0].index("e-Defter statüsü") in offsets
+    assert "Eylül-2026" in lines[2] and "Ekim-2026" in lines[3]
+    assert lines[2].endswith("…") and len(lines[2].split("  ")[-1].strip()) == 30
+    assert " -  " in lines[3]  # firma bazında rows show "-" for the branch
+
+
+def test_settle_progress_counts_finished_and_deferred_months() -> None:
+    scenario = make_scenario("demo", TODAY)
+    exp = scenario.expectations()
+    states = {}
+    for key, value in exp.items():
+        if value is Expectation.READY:
+            states[key] = RunState("d", "r", "success")
+        elif value is Expectation.TAMPERED:
+            states[key] = RunState("d", "r", "failed")
+        else:
+            states[key] = RunState("d", "r", "running", "deferred")
+    assert settle_progress(exp, states) == (len(exp), len(exp), [])
+    waiting = next(k for k, v in exp.items() if v is Expectation.WAITING)
+    states[waiting] = RunState("d", "r", "running", "running")  # sensor not deferred yet
+    ready = next(k for k, v in exp.items() if v is Expectation.READY)
+    states[ready] = RunState("d", "r", "failed")
+    done, total, wrong = settle_progress(exp, states)
+    assert (done, total) == (len(exp) - 1, len(exp))
+    assert len(wrong) == 1 and "run failed, expected ready" in wrong[0]
+
+
+# ---------------------------------------------------------------- processes
+
+_TREE = textwrap.dedent(
+    """
+    import os, signal, subprocess, sys, time
+    log, name, depth, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    def on_term(*_):
+        with open(log, "a") as fh:
+            fh.write(f"{name} {time.monotonic()}\\n")
+        if mode != "stubborn":
+            sys.exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    if depth > 0:
+        child = subprocess.Popen([sys.executable, __file__, log, name + ".c", str(depth - 1), mode])
+        if mode == "orphan":
+            os._exit(0)  # leave the child re-parented to init, still in our session
+    with open(log + ".ready", "a") as fh:
+        fh.write(f"{name} {os.getpid()}\\n")
+    while True:
+        time.sleep(0.1)
+    """
+)
+
+
+def _start_tree(tmp_path: Path, mode: str, depth: int = 2) -> tuple[ProcessGroup, Path, list[int]]:
+    script = tmp_path / "tree.py"
+    script.write_text(_TREE)
+    log = tmp_path / f"{mode}.log"
+    group = ProcessGroup(stop_timeout=4)
+    group.start("tree", [sys.executable, str(script), str(log), "p", str(depth), mode], env=os.environ,
+                log_path=tmp_path / "tree.out", cwd=tmp_path)
+    ready = Path(str(log) + ".ready")
+    wanted = 1 if mode == "orphan" else depth + 1
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if ready.exists() and len(ready.read_text().splitlines()) >= wanted:
+            break
+        time.sleep(0.05)
+    pids = [int(line.split()[1]) for line in ready.read_text().splitlines()]
+    return group, log, pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_stop_terminates_children_before_parents(tmp_path: Path) -> None:
+    group, log, pids = _start_tree(tmp_path, "polite")
+    assert len(pids) == 3 and all(_alive(p) for p in pids)
+    assert group.stop() == []  # nobody needed SIGKILL
+    order = [line.split()[0] for line in log.read_text().splitlines()]
+    # The direct child first, then what it left behind, the parent last.
+    assert order == ["p.c", "p.c.c", "p"]
+    assert not any(_alive(p) for p in pids)
+
+
+def test_stop_kills_what_ignores_sigterm(tmp_path: Path) -> None:
+    group, _log, pids = _start_tree(tmp_path, "stubborn", depth=1)
+    killed = group.stop()
+    assert sorted(killed) == sorted(pids)
+    assert not any(_alive(p) for p in pids)
+
+
+def test_stop_finds_reparented_orphans_in_the_session(tmp_path: Path) -> None:
+    group, _log, pids = _start_tree(tmp_path, "orphan", depth=1)
+    (orphan,) = pids
+    assert psutil.Process(orphan).ppid() != group.processes[0].popen.pid
+    group.stop()
+    assert not _alive(orphan)
+
+
+def test_stop_of_a_finished_process_is_harmless(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert stop_process_tree(proc.pid) == []
+
+
+def test_check_alive_reports_a_dead_component(tmp_path: Path) -> None:
+    group = ProcessGroup()
+    group.start("broken", [sys.executable, "-c", "raise SystemExit(3)"], env=os.environ,
+                log_path=tmp_path / "broken.log", cwd=tmp_path)
+    group.processes[0].popen.wait()
+    with pytest.raises(demo.DemoError, match=r"broken exited with 3; see .*broken.log"):
+        group.check_alive()
+    group.stop()
+
+
+def test_signal_handlers_turn_sigterm_into_cleanup() -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        demo.install_signal_handlers()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_free_port_prefers_the_given_port_when_free() -> None:
+    import socket
+
+    port = demo.free_port()
+    assert demo.free_port(port) == port
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        assert demo.free_port(port) != port
