@@ -51,11 +51,18 @@ class FilesystemStorage(Storage):
     def _write_tmp(self, src: Path) -> Path:
         """Copy into our tmp dir (same filesystem as the final path) and fsync."""
         tmp = self.tmp / f"{uuid.uuid4().hex}.part"
-        with open(src, "rb") as fin, open(tmp, "xb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-            fout.flush()
-            os.fsync(fout.fileno())
+        try:
+            with open(src, "rb") as fin, open(tmp, "xb") as fout:
+                self._copy(fin, fout)
+                fout.flush()
+                os.fsync(fout.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a half-written temp file must not linger
+            raise
         return tmp
+
+    def _copy(self, fin: BinaryIO, fout: BinaryIO) -> None:
+        shutil.copyfileobj(fin, fout, 1 << 20)
 
     def put(
         self, src: Path, *, sha256: str, size: int, md5_b64: str, retain_until: dt.date
