@@ -94,22 +94,23 @@ def _now() -> str:
 
 
 def _extra_file_checks() -> list[Any]:
-    """The cryptographic verifier, when the domain library provides it."""
+    """The cryptographic verifier (signatures, XAdES, certificate chains) of the domain library.
+
+    Trust anchors come from env (EDEFTER_TRUSTED_ROOTS, EDEFTER_GIB_CERTS, ...; see
+    include.edefter.verify.TrustSettings.from_env). Without anchors the certificate-trust
+    findings make every set fail: production must configure them (Kamu SM roots, GİB's seal).
+    """
     try:
-        from include.edefter import verify as crypto  # type: ignore[attr-defined]
-    except ImportError:
+        from include.edefter.verify import TrustSettings, crypto_check
+    except ImportError:  # the verifier is optional in older checkouts of the domain library
         return []
-    factory = getattr(crypto, "crypto_check", None)
-    if factory is None:
-        return []
-    trust_loader = getattr(crypto, "default_trust", None) or getattr(crypto, "load_trust", None)
     try:
-        trust = trust_loader() if trust_loader else None
-        return [factory(trust)]
+        trust = TrustSettings.from_env()
     except Exception as exc:  # a misconfigured trust store must not silently pass files
         raise VerdictError(
-            "imza doğrulaması yapılandırılamadı", f"cannot set up signature verification: {exc}"
+            f"imza doğrulaması yapılandırılamadı: {exc}", f"cannot set up signature verification: {exc}"
         ) from exc
+    return [crypto_check(trust)]
 
 
 # -- ransomware guard ---------------------------------------------------------------------------
