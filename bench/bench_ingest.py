@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> BenchResult:
         f"packing={a.packing}; {a.uploaders} taxpayers × {a.parts} part(s) × "
         + ("40 entries (quick)" if a.quick else f"~{a.part_mb:g} MB journal XML")
         + "; "
-        f"service = fs storage + SQLite metadata, one uvicorn process; client and server share the machine"
+        "service = fs storage + SQLite metadata, one uvicorn process; client and server share the machine"
     )
     if not_ok:
         result.notes.append(f"months not Yedeklendi: {not_ok[:3]}")
