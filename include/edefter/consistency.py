@@ -245,6 +245,23 @@ def check_berat_ledger(
             )
         )
     if (
+        berat_facts.entry_count is not None
+        and ledger_facts.entry_header_count
+        and berat_facts.entry_count != ledger_facts.entry_header_count
+    ):
+        # numberOfEntries = the ledger's entryHeader count in GİB's samples and ours;
+        # other software's practice is unconfirmed, so this only warns.
+        out.append(
+            _p(
+                "chain.entry_count_mismatch",
+                files,
+                f"beratta kayıt sayısı {berat_facts.entry_count}, defterde {ledger_facts.entry_header_count} kayıt var",
+                f"the berat states {berat_facts.entry_count} entries, the ledger has "
+                f"{ledger_facts.entry_header_count}",
+                Severity.WARNING,
+            )
+        )
+    if (
         ledger_facts.signature_value is not None
         and berat_facts.copied_signature_value is not None
         and ledger_facts.signature_value != berat_facts.copied_signature_value

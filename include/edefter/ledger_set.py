@@ -34,7 +34,7 @@ GIB_CODES = ("GIB-YB", "GIB-KB")
 UPLOAD_ORDER = ("Y", "K", "YB", "KB", "GIB-YB", "GIB-KB")
 _DR_ORDER = ("DR", "GIB-DR")
 # What must exist before a file can legitimately exist (the approval chain).
-_PREREQUISITE = {"YB": "Y", "KB": "K", "GIB-YB": "YB", "GIB-KB": "KB"}
+_PREREQUISITE = {"YB": "Y", "KB": "K", "GIB-YB": "YB", "GIB-KB": "KB", "GIB-DR": "DR"}
 
 
 @dataclass(frozen=True, order=True)

@@ -214,3 +214,12 @@ def test_report_is_frozen_and_serialisable() -> None:
     json.dumps(r.to_dict())
     with pytest.raises(AttributeError):
         r.status = None  # type: ignore[misc]
+
+
+def test_entry_count_mismatch_warns() -> None:
+    docs = month_docs()
+    docs[name("YB")] = replace(docs[name("YB")], number_of_entries=7)
+    r = validate_month(inputs(docs))
+    p = find(r, "chain.entry_count_mismatch")
+    assert p.severity is Severity.WARNING and p.files == (name("Y").filename, name("YB").filename)
+    assert "7" in p.message_en
