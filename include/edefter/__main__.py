@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from include.edefter.problems import Severity
-from include.edefter.scan import ScanResult, load_crypto_check, scan_folder
+from include.edefter.scan import ScanResult, company_name, load_crypto_check, scan_folder
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -34,6 +34,7 @@ def _print_text(result: ScanResult, out: object) -> None:
         w("\n")
         branch = s.key.branch or "-"
         w(f"VKN/TCKN {s.key.taxpayer_id}  şube/branch {branch}  dönem/month {s.key.period.label_tr} ({s.key.period})\n")
+        w(f"  unvan / company: {company_name(r) or '-'}\n")
         w(f"  parçalar / parts: {', '.join(f'{p:06d}' for p in s.parts) or '-'}\n")
         status = f"{s.status.value} ({s.status.english})" if s.status else "eksik defter dosyaları (ledger files incomplete)"
         w(f"  e-Defter statüsü: {status}\n")

@@ -17,7 +17,15 @@ from include.edefter.ledger_set import LedgerSet
 from include.edefter.problems import Problem, Severity
 from include.edefter.settings import XmlLimits
 
-__all__ = ["ScanResult", "load_crypto_check", "scan_folder"]
+__all__ = ["ScanResult", "company_name", "load_crypto_check", "scan_folder"]
+
+
+def company_name(report: MonthReport) -> str | None:
+    """The Kurum Unvanı / Adı Soyadı the set's files state (first one found)."""
+    for f in report.facts.values():
+        if f.company_name:
+            return f.company_name
+    return None
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,9 @@ class ScanResult:
             d = s.to_dict()
             d["problems"] = [p.to_dict() for p in r.problems]
             d["ok"] = r.ok
+            d["company_name"] = company_name(r)
+            d["paths"] = {n.filename: self.discovery.found(n).rel_path for n in s.names}
+            d["facts"] = {n.filename: f.to_dict() for n, f in r.facts.items()}
             sets.append(d)
         return {
             "root": str(self.discovery.root),

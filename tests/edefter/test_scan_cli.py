@@ -33,6 +33,7 @@ def test_clean_folder_exit_0_text(tmp_path: Path) -> None:
     assert "Onaylı Berat İndirildi" in out.stdout and "GİB'e Gönderildi" in out.stdout
     assert "Eylül-2019" in out.stdout and "Ekim-2019" in out.stdout and "7011" in out.stdout
     assert "GIB-1234567801-201910-YB-000000-7011" in out.stdout  # what is missing
+    assert "Örnek Ticaret A.Ş." in out.stdout
     assert tree_digest(tmp_path) == before
 
 
@@ -47,6 +48,9 @@ def test_problems_exit_1_and_json(tmp_path: Path) -> None:
     (s,) = data["sets"]
     assert s["taxpayer_id"] == "1234567801" and s["period"] == "201909" and s["parts"] == ["000001", "000002", "000003"]
     assert s["status"] is None and "1234567801-201909-Y-000002" in s["missing"]
+    assert s["company_name"] == "Örnek Ticaret A.Ş."
+    assert s["facts"]["1234567801-201909-Y-000001.xml"]["unique_id"] == "YEV201909000011"
+    assert s["paths"]["1234567801-201909-Y-000001.xml"] == "1234567801-201909-Y-000001.xml"
     assert {p["code"] for p in s["problems"]} == {"set.part_gap"}
     assert [(p["code"], p["files"], p["details"]["field"]) for p in data["folder_problems"]] == [
         ("name.invalid", ["1234567801-201909-YB-0000001.xml"], "part")

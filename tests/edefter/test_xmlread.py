@@ -248,3 +248,16 @@ def test_streaming_memory_stays_bounded_for_a_20mb_ledger() -> None:
 def test_unused_io_import_guard() -> None:
     # read_facts accepts any object with read(); BytesIO is the common case.
     assert read_facts(io.BytesIO(LEDGER.xml()), name="x").root == "defter"
+
+
+@pytest.mark.parametrize("encoding", ["UTF-16", "ISO-8859-9", "windows-1254"])
+def test_declared_encodings_of_other_software(encoding: str) -> None:
+    text = LEDGER.xml().decode().replace('encoding="UTF-8"', f'encoding="{encoding}"')
+    f = read_facts_bytes(text.encode(encoding), name="x", limits=XmlLimits(read_chunk_bytes=333))
+    assert f.company_name == "Örnek Ticaret A.Ş." and f.branch_name == "Merkez Dışı Şube"
+    assert f.signature_value == fake_sig("SIG")
+
+
+def test_bom_and_crlf() -> None:
+    data = b"\xef\xbb\xbf" + LEDGER.xml().replace(b"\n", b"\r\n")
+    assert read_facts_bytes(data, name="x").signature_value == fake_sig("SIG")
