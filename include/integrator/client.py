@@ -197,6 +197,8 @@ class IntegratorClient:
         self._sleep = sleep
         self.session = requests.Session()
         self.session.auth = (username, password)
+        # Passed on every call: requests lets REQUESTS_CA_BUNDLE override session.verify otherwise.
+        self.verify = verify
         self.session.verify = verify
         self.session.headers["User-Agent"] = "edefter-yedekleme-client/1"
 
@@ -274,7 +276,7 @@ class IntegratorClient:
 
     def health(self) -> dict[str, Any]:
         resp = self._call(
-            lambda: self.session.get(self._url("/health"), timeout=self.timeout), idempotent=True, what="health"
+            lambda: self.session.get(self._url("/health"), timeout=self.timeout, verify=self.verify), idempotent=True, what="health"
         )
         return resp.json()  # type: ignore[no-any-return]
 
@@ -297,7 +299,7 @@ class IntegratorClient:
                         "Content-Type": "application/zip",
                         "Content-Length": str(size),
                     },
-                    timeout=self.timeout,
+                    timeout=self.timeout, verify=self.verify,
                 )
 
         d = self._call(attempt, idempotent=True, what=f"upload {fname}").json()
@@ -327,7 +329,7 @@ class IntegratorClient:
         ]
         body = {"taxpayer_id": taxpayer_id, "branch": branch, "period": p.yyyymm, "source": source, "files": files}
         d = self._call(
-            lambda: self.session.post(self._url("/v1/submissions"), json=body, timeout=self.timeout),
+            lambda: self.session.post(self._url("/v1/submissions"), json=body, timeout=self.timeout, verify=self.verify),
             idempotent=True,  # the server returns the existing submission for an identical manifest
             what=f"submit {taxpayer_id} {p}",
         ).json()
@@ -338,7 +340,7 @@ class IntegratorClient:
         params = {"branch": branch} if branch else None
         d = self._call(
             lambda: self.session.get(
-                self._url(f"/v1/months/{quote(taxpayer_id)}/{p.yyyymm}"), params=params, timeout=self.timeout
+                self._url(f"/v1/months/{quote(taxpayer_id)}/{p.yyyymm}"), params=params, timeout=self.timeout, verify=self.verify
             ),
             idempotent=True,
             what=f"status {taxpayer_id} {p}",
@@ -390,7 +392,7 @@ class IntegratorClient:
         if month is not None:
             params["month"] = month
         d = self._call(
-            lambda: self.session.get(self._url("/v1/files"), params=params, timeout=self.timeout),
+            lambda: self.session.get(self._url("/v1/files"), params=params, timeout=self.timeout, verify=self.verify),
             idempotent=True,
             what=f"list {taxpayer_id}",
         ).json()
@@ -420,7 +422,7 @@ class IntegratorClient:
         part = dest.with_name(dest.name + ".part")
 
         def attempt() -> requests.Response:
-            return self.session.get(self._url(f"/v1/files/{quote(fname)}"), stream=True, timeout=self.timeout)
+            return self.session.get(self._url(f"/v1/files/{quote(fname)}"), stream=True, timeout=self.timeout, verify=self.verify)
 
         def fetch() -> str:
             resp = self._call(attempt, idempotent=True, what=f"download {fname}")

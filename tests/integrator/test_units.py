@@ -1,0 +1,247 @@
+"""Retention rule, password hashing, client retry policy (against a real local HTTP server), CLI, TLS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+
+from include.edefter.naming import Period
+from include.edefter.retention import MIN_RETENTION_YEARS, conservative_fiscal_year_end, retention_end
+from include.integrator.auth import hash_password, verify_password
+from include.integrator.client import (
+    AuthError,
+    ConflictError,
+    IntegratorClient,
+    RejectedError,
+    ServerError,
+    TransportError,
+)
+from tests.conftest import PROJECT_ROOT
+from tests.integrator.conftest import ServiceProc, _base_env, free_port, zip_month
+
+# ------------------------------------------------------------------------------------------ retention
+
+
+def test_retention_end_examples() -> None:
+    assert retention_end(dt.date(2019, 12, 31)) == dt.date(2029, 12, 31)
+    assert retention_end(dt.date(2020, 6, 30)) == dt.date(2030, 12, 31)  # special fiscal year
+    assert retention_end(dt.date(2019, 12, 31), 15) == dt.date(2034, 12, 31)
+    with pytest.raises(ValueError):
+        retention_end(dt.date(2019, 12, 31), 9)
+
+
+@given(st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2900, 12, 31)), st.integers(MIN_RETENTION_YEARS, 60))
+def test_retention_never_shorter_than_ten_years(fye: dt.date, years: int) -> None:
+    end = retention_end(fye, years)
+    assert end.month == 12 and end.day == 31
+    assert end.year == fye.year + years
+    assert end >= dt.date(fye.year + MIN_RETENTION_YEARS, 12, 31)
+
+
+@given(st.integers(2000, 2900), st.integers(1, 12))
+def test_conservative_fiscal_year_end_covers_any_fiscal_year(year: int, month: int) -> None:
+    p = Period(year, month)
+    fye = conservative_fiscal_year_end(p)
+    # Never earlier than a calendar fiscal year would end.
+    assert fye >= dt.date(year, 12, 31) or (month == 1 and fye == dt.date(year, 12, 31))
+    assert fye < dt.date(year + 1, month, 1) + dt.timedelta(days=31)
+
+
+# ------------------------------------------------------------------------------------------ passwords
+
+
+def test_password_hash_salted_and_verifiable() -> None:
+    a, b = hash_password("correct horse"), hash_password("correct horse")
+    assert a != b and a.startswith("scrypt$")
+    assert "correct horse" not in a
+    assert verify_password("correct horse", a) and not verify_password("wrong", a)
+    assert not verify_password("x", "garbage") and not verify_password("x", "md5$1$2$3$4$5")
+
+
+# ------------------------------------------------------------------------------------------ client policy
+
+
+class _Scripted(http.server.BaseHTTPRequestHandler):
+    script: list[tuple[int, dict]] = []
+    calls: list[str] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        type(self).calls.append(self.command)
+        status, body = type(self).script.pop(0) if type(self).script else (200, {"status": "ok"})
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = _answer
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[tuple[str, type[_Scripted]]]:
+    handler = type("H", (_Scripted,), {"script": [], "calls": []})
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", handler
+    srv.shutdown()
+    srv.server_close()
+
+
+def _err(code: str) -> dict:
+    return {"error": {"code": code, "message_tr": "türkçe ileti", "message_en": "english message", "file": "f.zip"}}
+
+
+def test_client_retries_5xx_for_idempotent_calls(scripted) -> None:  # type: ignore[no-untyped-def]
+    url, h = scripted
+    h.script = [(503, _err("metadata.unavailable")), (502, {}), (200, {"status": "ok"})]
+    sleeps: list[float] = []
+    c = IntegratorClient(url, "u", "p", retries=3, backoff=0.5, sleep=sleeps.append)
+    assert c.health() == {"status": "ok"}
+    assert h.calls == ["GET", "GET", "GET"]
+    assert sleeps == [0.5, 1.0]
+
+
+def test_client_gives_up_with_server_error(scripted) -> None:  # type: ignore[no-untyped-def]
+    url, h = scripted
+    h.script = [(500, _err("x"))] * 3
+    c = IntegratorClient(url, "u", "p", retries=2, backoff=0, sleep=lambda s: None)
+    with pytest.raises(ServerError) as ei:
+        c.health()
+    assert len(h.calls) == 3 and ei.value.status == 500
+
+
+@pytest.mark.parametrize(
+    ("status", "exc"), [(401, AuthError), (403, AuthError), (409, ConflictError), (400, RejectedError), (413, RejectedError)]
+)
+def test_client_never_retries_4xx(scripted, status: int, exc: type) -> None:  # type: ignore[no-untyped-def]
+    url, h = scripted
+    h.script = [(status, _err("some.rule"))]
+    c = IntegratorClient(url, "u", "p", retries=5, backoff=0, sleep=lambda s: None)
+    with pytest.raises(exc) as ei:
+        c.month_status("1234567801", None, "201909")
+    assert h.calls == ["GET"]
+    assert ei.value.message_tr == "türkçe ileti" and ei.value.message_en == "english message"
+    assert ei.value.code == "some.rule" and ei.value.file == "f.zip"
+
+
+def test_client_connection_errors_become_transport_error() -> None:
+    port = free_port()
+    sleeps: list[float] = []
+    c = IntegratorClient(f"http://127.0.0.1:{port}", "u", "p", retries=2, backoff=0.1, sleep=sleeps.append)
+    with pytest.raises(TransportError):
+        c.health()
+    assert sleeps == [0.1, 0.2]
+    assert "p" not in repr(c).replace("http", "")  # the password never shows in repr
+
+
+# ------------------------------------------------------------------------------------------ CLI + TLS
+
+
+def _cli(args: list[str], stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "include.integrator", *args],
+        cwd=PROJECT_ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env or _base_env(),
+        timeout=120,
+    )
+
+
+def test_account_create_reads_password_from_stdin_or_env(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    secret = "S3cret-pass-from-stdin"
+    p = _cli(["account", "create", "--data", str(data), "--username", "acme", "--taxpayer-id", "1234567801"], secret + "\n")
+    assert p.returncode == 0, p.stderr
+    assert secret not in p.stdout + p.stderr
+    assert json.loads(p.stdout)["created"] == "acme"
+    env = _base_env() | {"ACME_BRANCH_PW": "another-secret-1"}
+    p = _cli(
+        ["account", "create", "--data", str(data), "--username", "acme-0001", "--taxpayer-id", "1234567801",
+         "--branch", "0001", "--password-env", "ACME_BRANCH_PW"],
+        env=env,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "another-secret-1" not in p.stdout + p.stderr
+    dup = _cli(["account", "create", "--data", str(data), "--username", "acme", "--taxpayer-id", "1234567801"], "x" * 10)
+    assert dup.returncode == 2 and "already exists" in dup.stderr
+    short = _cli(["account", "create", "--data", str(data), "--username", "b", "--taxpayer-id", "1234567801"], "short\n")
+    assert short.returncode == 2
+
+
+def test_retention_years_below_ten_refused(tmp_path: Path) -> None:
+    p = _cli(["audit", "--data", str(tmp_path / "d"), "--retention-years", "9"])
+    out = p.stderr + p.stdout
+    assert p.returncode != 0 and ">= 10" in out
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    import ipaddress
+
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_p, key_p = tmp / "cert.pem", tmp / "key.pem"
+    cert_p.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_p.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_p, key_p
+
+
+def test_tls_service_and_client_verification(tmp_path: Path, make_month) -> None:  # type: ignore[no-untyped-def]
+    cert, key = _self_signed(tmp_path)
+    data = tmp_path / "data"
+    assert _cli(["account", "create", "--data", str(data), "--username", "tls-user", "--taxpayer-id", "1234567801"],
+                "tls-password-1\n").returncode == 0  # fmt: skip
+    svc = ServiceProc(data, ["--tls-cert", str(cert), "--tls-key", str(key)], _base_env(), scheme="https").start()
+    try:
+        # Verification is on by default: an unknown certificate is refused.
+        strict = IntegratorClient(svc.url, "tls-user", "tls-password-1", retries=0)
+        with pytest.raises(TransportError):
+            strict.health()
+        trusting = IntegratorClient(svc.url, "tls-user", "tls-password-1", verify=str(cert), retries=0)
+        assert trusting.health()["status"] == "ok"
+        zips = zip_month(make_month(), tmp_path / "z")
+        assert trusting.upload_file(zips["YB"], zips["YB"].name).created
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(svc.url + "/health", timeout=10, verify=True)
+    finally:
+        svc.stop()
