@@ -10,7 +10,7 @@ What is measured (all on 127.0.0.1, bounded counts, nothing leaves the machine):
    ``--packing deflate`` uses the pipeline's own packer (include.edefter.packaging) instead.
    Samples are cached under bench/out/b5-samples-<params>/ (deterministic), so re-runs skip generation.
 2. The real service: ``python -m include.integrator serve`` (fs storage + SQLite, the defaults) in its own
-   process; one account per taxpayer via ``python -m include.integrator account create``.
+   process; one account per taxpayer (the CLI's ``account create`` function, in-process).
 3. Ingest: 8 threads, one IntegratorClient each, upload their month in the pipeline's order; aggregate
    MB/s = all body bytes / (last finish − first start). Goal ≥ 150 MB/s.
 4. Baseline in the same run: a bare Python HTTP sink (http.server.ThreadingHTTPServer in its own process,
@@ -226,14 +226,25 @@ def _service_env() -> dict[str, str]:
 
 
 def create_account(data: Path, env: dict[str, str], username: str, password: str, taxpayer_id: str) -> None:
-    """Through the service's own CLI (password via an env variable, never argv)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "include.integrator", "account", "create", "--data", str(data),
-         "--username", username, "--taxpayer-id", taxpayer_id, "--password-env", "BENCH_INTEGRATOR_PW"],
-        cwd=PROJECT_ROOT, env={**env, "BENCH_INTEGRATOR_PW": password}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise RuntimeError(f"account create failed: {proc.stderr[-2000:]}")
+    """The same call as ``python -m include.integrator account create`` makes, in-process: spawning the CLI
+    8 times costs ~1 s each on a busy machine and is not what this bench measures."""
+    from include.integrator.auth import create_account as _create
+    from include.integrator.context import ServiceContext
+    from include.integrator.settings import Settings
+
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # the service's env (no INTEGRATOR_* overrides), so both open the same DB
+    try:
+        ctx = ServiceContext(Settings.from_env(data))
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    try:
+        with ctx.session() as sess, sess.begin():
+            _create(sess, username, password, taxpayer_id, None)
+    finally:
+        ctx.close()
 
 
 # ------------------------------------------------------------------------------------------ load
