@@ -362,6 +362,9 @@ def _syntax_error(
     low = msg.lower()
     # "Truncated" = the parser failed at the very end of the bytes of a document
     # that started like XML; libxml2's wording for that varies with the cut point.
+    if not seen_root and pos.doctype_seen:
+        # libxml2 choked inside the DTD (e.g. its entity-amplification guard): the DTD is the rule broken.
+        return _dtd_error(name)
     line, col = getattr(exc, "position", None) or (0, 0)
     at_end = at_eof and pos.xml_start and "mismatch" not in low and (
         line == 0 or (line >= pos.lines and (pos.last_line_len is None or col >= pos.last_line_len - 8))
@@ -404,8 +407,11 @@ class _Position:
     lines: int = 1
     last_line_len: int | None = 0
     xml_start: bool = False
+    doctype_seen: bool = False  # "<!DOCTYPE" in the bytes before the root element was reached
 
-    def update(self, chunk: bytes, first: bool) -> None:
+    def update(self, chunk: bytes, first: bool, before_root: bool) -> None:
+        if before_root and not self.doctype_seen:
+            self.doctype_seen = b"<!DOCTYPE" in chunk or b"<\x00!\x00D\x00O\x00C" in chunk
         if first:
             head = chunk.lstrip(b"\xef\xbb\xbf \t\r\n")
             self.xml_start = head.startswith(b"<") or chunk.startswith((b"\xff\xfe", b"\xfe\xff"))
@@ -468,7 +474,7 @@ def read_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits = XmlLim
                     f"XML {limits.max_file_bytes} baytlık sınırdan büyük",
                 )
             last_chunk = chunk
-            pos.update(chunk, first=total == len(chunk))
+            pos.update(chunk, first=total == len(chunk), before_root=not seen_root)
             try:
                 parser.feed(chunk)
                 events = parser.read_events()

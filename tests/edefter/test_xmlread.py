@@ -111,7 +111,7 @@ def test_billion_laughs() -> None:
         '<?xml version="1.0"?><!DOCTYPE edefter:defter [' + "".join(ents) + "]>"
         '<edefter:defter xmlns:edefter="http://www.edefter.gov.tr">&lol9;</edefter:defter>'
     ).encode()
-    assert _err(data).rule in ("xml.dtd", "xml.entity")
+    assert _err(data).rule == "xml.dtd"
 
 
 def test_external_entity_file_is_not_read() -> None:
