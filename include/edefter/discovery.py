@@ -29,7 +29,7 @@ from include.edefter.naming import EDefterName, InvalidFileName, parse_name
 from include.edefter.problems import Problem, Severity
 from include.edefter.settings import XmlLimits
 
-__all__ = ["Discovery", "FoundFile", "discover", "looks_like_edefter_name"]
+__all__ = ["Discovery", "FoundFile", "discover", "inspect_zip", "looks_like_edefter_name"]
 
 _HASH_CHUNK = 1024 * 1024
 _SUPPORTED_COMPRESSION = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
@@ -155,8 +155,16 @@ def _p(code: str, files: tuple[str, ...], tr: str, en: str, sev: Severity = Seve
     return Problem(code, files, tr, en, sev)
 
 
-def _inspect_zip(path: Path, rel: str, name: EDefterName, limits: XmlLimits) -> tuple[str | None, list[Problem]]:
-    """Find the one usable member of a one-per-file zip; report everything odd."""
+def inspect_zip(
+    source: Path | BinaryIO, rel: str, name: EDefterName, limits: XmlLimits = XmlLimits.DEFAULT
+) -> tuple[str | None, list[Problem]]:
+    """Find the one usable member of a one-per-file zip; report everything odd.
+
+    ``source`` is a path or a seekable file object (e.g. an uploaded zip);
+    ``rel`` names it in problems. Returns (member name or None, problems):
+    a member with problems (extra members) is still returned, a unusable zip gives None.
+    """
+    path = source
     problems: list[Problem] = []
     want = f"{name.stem}.xml"
     try:
@@ -345,7 +353,7 @@ def discover(root: Path, *, limits: XmlLimits = XmlLimits.DEFAULT) -> Discovery:
                 continue
             member = None
             if name.ext == "zip":
-                member, zproblems = _inspect_zip(path, rel, name, limits)
+                member, zproblems = inspect_zip(path, rel, name, limits)
                 problems.extend(zproblems)
                 if member is None:
                     continue

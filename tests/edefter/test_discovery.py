@@ -264,3 +264,18 @@ def test_corrupt_zip_member_is_a_problem_at_validation(root: Path) -> None:
     r = validate_month(d.month_inputs(d.sets[0]), require_approved=False)
     bad = [q for q in r.problems if "1234567801-201909-Y-000000.zip" in q.files]
     assert bad and bad[0].code in ("file.unreadable", "xml.not_xml", "xml.malformed", "xml.truncated")
+
+
+def test_inspect_zip_on_an_uploaded_file_object() -> None:
+    import io
+
+    from include.edefter.discovery import inspect_zip
+
+    name = EDefterName("1234567801", P, FileKind.KB, 0, gib=True, ext="zip")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(name.stem + ".xml", b"<x/>")
+    assert inspect_zip(buf, name.filename, name) == (name.stem + ".xml", [])
+    bad = io.BytesIO(b"garbage")
+    member, problems = inspect_zip(bad, name.filename, name)
+    assert member is None and [p.code for p in problems] == ["zip.invalid"] and problems[0].files == (name.filename,)
