@@ -288,6 +288,7 @@ class _Ref:
     digest_alg: str
     digest_value: bytes
     computed: bytes | None = None  # for "#id" references, computed in-tree
+    inclusive_prefixes: list[str] = field(default_factory=list)  # exclusive C14N's InclusiveNamespaces
 
 
 @dataclass
@@ -315,11 +316,18 @@ def _b64decode(text: str | None, what: str) -> bytes:
         raise _Bad("signature.structure", f"{what} base64 değil", f"{what} is not valid base64") from exc
 
 
-def _c14n_el(el: Any, alg: str, *, comments_allowed: bool) -> bytes:
+def _c14n_el(el: Any, alg: str, *, comments_allowed: bool, prefixes: Sequence[str] = ()) -> bytes:
     exclusive, with_comments = C14N_ALGS[alg]
-    prefixes = None
-    return etree.tostring(el, method="c14n", exclusive=exclusive,
-                          with_comments=with_comments and comments_allowed, inclusive_ns_prefixes=prefixes)
+    return etree.tostring(el, method="c14n", exclusive=exclusive, with_comments=with_comments and comments_allowed,
+                          inclusive_ns_prefixes=(list(prefixes) or None) if exclusive else None)
+
+
+_EXC_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
+
+
+def _prefix_list(parent: Any) -> list[str]:
+    inc = parent.find(f"{{{_EXC_NS}}}InclusiveNamespaces")
+    return (inc.get("PrefixList") or "").split() if inc is not None else []
 
 
 def _ids_in(scope: Any) -> dict[str, list[Any]]:
@@ -347,10 +355,12 @@ def _parse_signature(sig: Any, id_scope: Any) -> _Sig:
     if out.c14n_alg not in C14N_ALGS:
         raise _Bad("signature.algorithms", f"Bilinmeyen kanonikleştirme algoritması: {out.c14n_alg!r}",
                    f"unknown canonicalization algorithm {out.c14n_alg!r}")
-    out.signed_info_c14n = _c14n_el(si, out.c14n_alg, comments_allowed=True)
+    out.signed_info_c14n = _c14n_el(si, out.c14n_alg, comments_allowed=True, prefixes=_prefix_list(cm))
     ids = _ids_in(id_scope)
     for ref in si.findall(_DS + "Reference"):
-        transforms = [t.get("Algorithm", "") for t in ref.findall(f"{_DS}Transforms/{_DS}Transform")]
+        tr_els = ref.findall(f"{_DS}Transforms/{_DS}Transform")
+        transforms = [t.get("Algorithm", "") for t in tr_els]
+        prefixes = [p for t in tr_els for p in _prefix_list(t)]
         dm = ref.find(_DS + "DigestMethod")
         dv = ref.find(_DS + "DigestValue")
         r = _Ref(
@@ -359,6 +369,7 @@ def _parse_signature(sig: Any, id_scope: Any) -> _Sig:
             transforms=transforms,
             digest_alg=dm.get("Algorithm", "") if dm is not None else "",
             digest_value=_b64decode(dv.text if dv is not None else "", "ds:DigestValue"),
+            inclusive_prefixes=prefixes,
         )
         if r.uri.startswith("#"):
             targets = ids.get(r.uri[1:], [])
@@ -375,7 +386,8 @@ def _parse_signature(sig: Any, id_scope: Any) -> _Sig:
                         ok_tr = False
                 if ok_tr:
                     r.computed = hashlib.new(DIGEST_ALGS[r.digest_alg],
-                                             _c14n_el(targets[0], alg, comments_allowed=False)).digest()
+                                             _c14n_el(targets[0], alg, comments_allowed=False,
+                                                      prefixes=prefixes)).digest()
         out.refs.append(r)
     sv = sig.find(_DS + "SignatureValue")
     if sv is None:
@@ -418,9 +430,45 @@ def _parse_signature(sig: Any, id_scope: Any) -> _Sig:
 
 # --------------------------------------------------------------------------- crypto helpers
 
-def _verify_sig_value(cert: x509.Certificate, sig_alg: str, value: bytes, data: bytes) -> bool:
+def _der_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of value, end of value) of the DER element at ``pos``."""
+    tag = data[pos]
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4:
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[pos:pos + n], "big")
+        pos += n
+    if pos + length > len(data):
+        raise ValueError("DER element overruns")
+    return tag, pos, pos + length
+
+
+def _lenient_public_key(der: bytes) -> Any:
+    """The SubjectPublicKeyInfo of a certificate that strict parsing rejects.
+
+    OpenSSL (hence xmlsec1) accepts certificates with some damaged fields; to tell a
+    damaged certificate from a broken signature we still verify with its key.
+    """
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    _, cert_v, _ = _der_tlv(der, 0)
+    _, pos, tbs_end = _der_tlv(der, cert_v)
+    tag, _, end = _der_tlv(der, pos)
+    if tag == 0xA0:  # [0] version
+        pos = end
+    for _ in range(5):  # serialNumber, signature, issuer, validity, subject
+        _, _, pos = _der_tlv(der, pos)
+    _, _, spki_end = _der_tlv(der, pos)
+    if spki_end > tbs_end:
+        raise ValueError("SubjectPublicKeyInfo outside tbsCertificate")
+    return load_der_public_key(der[pos:spki_end])
+
+
+def _verify_sig_value(key: Any, sig_alg: str, value: bytes, data: bytes) -> bool:
     kind, h = SIG_ALGS[sig_alg]
-    key = cert.public_key()
     try:
         if kind == "rsa" and isinstance(key, rsa.RSAPublicKey):
             key.verify(value, data, padding.PKCS1v15(), _HASHES[h]())
@@ -565,12 +613,21 @@ def _check_signature_core(c: _Checks, s: _Sig, trust: TrustSettings, *, doc_dige
         c.fail(prefix + "signature.structure", "ds:KeyInfo içinde X509Certificate yok",
                "no ds:KeyInfo/X509Data/X509Certificate")
         return None
+    cert: x509.Certificate | None
     try:
         cert = x509.load_der_x509_certificate(s.certs[0])
+        key = cert.public_key()
     except ValueError:
-        c.fail(prefix + "certificate.parse", "Sertifika okunamadı", "the embedded certificate cannot be parsed")
-        return None
-    if _verify_sig_value(cert, s.sig_alg, s.signature_value, s.signed_info_c14n):
+        cert = None
+        c.fail(prefix + "certificate.parse", "Gömülü sertifika bozuk, okunamadı: güvenilmeyen sertifika",
+               "the embedded certificate is damaged and cannot be parsed: untrusted certificate")
+        try:
+            key = _lenient_public_key(s.certs[0])
+        except (ValueError, IndexError, TypeError):
+            c.fail(prefix + "signature.value", "Sertifikadan açık anahtar alınamadı: imza doğrulanamadı",
+                   "no public key can be read from the certificate: the signature cannot be verified")
+            return None
+    if _verify_sig_value(key, s.sig_alg, s.signature_value, s.signed_info_c14n):
         c.ok(prefix + "signature.value", "İmza değeri doğru", "signature value verifies")
     else:
         c.fail(prefix + "signature.value", "İmza değeri doğrulanamadı: bozuk imza",
@@ -580,7 +637,7 @@ def _check_signature_core(c: _Checks, s: _Sig, trust: TrustSettings, *, doc_dige
         c.fail(prefix + "certificate.signing_certificate", "xades:SigningCertificate yok",
                "xades:SigningCertificate is missing")
     else:
-        der = cert.public_bytes(_DER)
+        der = s.certs[0]
         matched = False
         for alg, value in s.signing_cert_digests:
             if alg in DIGEST_ALGS and hashlib.new(DIGEST_ALGS[alg], der).digest() == value:
@@ -679,7 +736,7 @@ def _doc_ref_params(s: _Sig) -> tuple[str, bool, list[str]]:
     for r in s.refs:
         if r.type != TYPE_SIGNED_PROPERTIES and r.uri == "":
             exclusive = any(C14N_ALGS.get(t, (False, False))[0] for t in r.transforms)
-            return DIGEST_ALGS.get(r.digest_alg, "sha256"), exclusive, []
+            return DIGEST_ALGS.get(r.digest_alg, "sha256"), exclusive, r.inclusive_prefixes
     return "sha256", False, []
 
 
@@ -733,7 +790,11 @@ def _verify_file(source: Path | Opener, fname: str, parsed: EDefterName | None, 
     # the first pass assumed inclusive C14N + SHA-256, the e-Defter norm; otherwise a second pass
     dname, exclusive, prefixes = _doc_ref_params(s)
     if res.complex_namespaces or exclusive or dname != "sha256":
-        if res.complex_namespaces:
+        need_tree = res.complex_namespaces
+        if not need_tree:
+            digests, res2 = _run_pass(opener, (dname,), exclusive, prefixes)
+            need_tree = res2.complex_namespaces
+        if need_tree:
             with opener() as fh:
                 data = fh.read(TREE_FALLBACK_MAX_BYTES + 1)
             if len(data) > TREE_FALLBACK_MAX_BYTES:
@@ -743,8 +804,6 @@ def _verify_file(source: Path | Opener, fname: str, parsed: EDefterName | None, 
                 return FileVerdict(fname, False, tuple(c.items))
             digests = {dname: hashlib.new(dname, tree_enveloped_c14n(
                 data, exclusive=exclusive, inclusive_prefixes=prefixes)).digest()}
-        else:
-            digests, _ = _run_pass(opener, (dname,), exclusive, prefixes)
     cert = _check_signature_core(c, s, trust, doc_digest=digests, prefix="")
     if cert is not None:
         _check_certificate(c, cert, s, trust, "")

@@ -417,3 +417,25 @@ def test_signed_content_type_roundtrip(month: dict[str, bytes], trust: TrustSett
     v = _verify(month[_name(month, "YB")], _name(month, "YB"), trust)
     assert isinstance(v.signed, SignedContent) and len(v.signed.document_digest) == 32
     assert isinstance(parse_name(_name(month, "YB")), EDefterName)
+
+
+def test_default_namespace_streaming_and_tree_fallback(month: dict[str, bytes], sample_pki: TestPKI,
+                                                        trust: TrustSettings, monkeypatch: pytest.MonkeyPatch,
+                                                        xmlsec1: str, tmp_path: Path) -> None:
+    import include.edefter.verify as verify_mod
+
+    n = _name(month, "Y")
+    ck = sample_pki.company("1234567801", "Örnek Ticaret A.Ş.")
+    data = re.sub(rb"<gl-cor:entryHeader", b'<gl-cor:entryHeader xmlns="urn:zz"', month[n], count=1)
+    inclusive = resign(data, ck.key, ck.cert)  # streamed (inclusive C14N handles default namespaces)
+    exclusive = resign(data, ck.key, ck.cert, c14n=EXC_C14N)  # whole-tree fallback
+    for signed in (inclusive, exclusive):
+        assert _verify(signed, n, trust).ok
+        tampered = _tamper(signed, b"gl-cor:entryHeader")
+        p = tmp_path / n
+        p.write_bytes(tampered)
+        assert not _verify(tampered, n, trust).signature_valid and not xmlsec_valid(xmlsec1, p)
+    monkeypatch.setattr(verify_mod, "TREE_FALLBACK_MAX_BYTES", 1000)
+    v = _verify(exclusive, n, trust)
+    assert _failed(v) == {"signature.unsupported"} and not v.signature_valid
+    assert _verify(inclusive, n, trust).ok
