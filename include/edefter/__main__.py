@@ -60,7 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="e-Defter folder tools (read-only). / e-Defter klasör araçları (salt okunur).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sp = sub.add_parser("scan", help="list ledger sets, statuses and problems in a folder")
+    sp = sub.add_parser(
+        "scan",
+        help="list ledger sets, statuses and problems in a folder",
+        description="List every ledger set (taxpayer, branch, month, parts, e-Defter statüsü, missing files, "
+        "problems) under FOLDER. The folder is only read, never written.",
+        epilog="exit codes: 0 no problems (warnings allowed), 1 problems found, 2 usage error",
+    )
     sp.add_argument("folder", type=Path, help="the e-Defter folder (never written to)")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.add_argument("--verify", action="store_true", help="also verify signatures cryptographically (if available)")
