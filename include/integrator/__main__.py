@@ -80,6 +80,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
         log_level=a.log_level,
         proxy_headers=False,
         server_header=False,
+        # Uploads in flight get a few seconds to finish; a killed upload is never visible anyway.
+        timeout_graceful_shutdown=5,
     )
     return 0
 

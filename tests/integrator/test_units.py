@@ -243,5 +243,7 @@ def test_tls_service_and_client_verification(tmp_path: Path, make_month) -> None
         assert trusting.upload_file(zips["YB"], zips["YB"].name).created
         with pytest.raises(requests.exceptions.SSLError):
             requests.get(svc.url + "/health", timeout=10, verify=True)
+        strict.close()
+        trusting.close()
     finally:
         svc.stop()
