@@ -11,8 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from include.edefter import scan as _scan
 from include.edefter.problems import Severity
-from include.edefter.scan import ScanResult, company_name, load_crypto_check, scan_folder
+from include.edefter.scan import ScanResult, company_name, scan_folder
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -69,7 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sp.add_argument("folder", type=Path, help="the e-Defter folder (never written to)")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
-    sp.add_argument("--verify", action="store_true", help="also verify signatures cryptographically (if available)")
+    sp.add_argument(
+        "--verify",
+        action="store_true",
+        help="also verify signatures cryptographically (include.edefter.verify; trust anchors from "
+        "EDEFTER_TRUSTED_ROOTS / EDEFTER_GIB_CERTS)",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -80,9 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     checks = []
     if args.verify:
-        crypto = load_crypto_check()
+        crypto, reason = _scan.load_crypto_check_with_reason()
         if crypto is None:
-            print(f"{_NO_VERIFY_TR}\n{_NO_VERIFY_EN}", file=sys.stderr)
+            print(f"{_NO_VERIFY_TR}\n{_NO_VERIFY_EN}\n({reason})", file=sys.stderr)
         else:
             checks.append(crypto)
     result = scan_folder(folder, extra_file_checks=checks)

@@ -6,6 +6,7 @@ Read-only: discovery plus ``validate_month`` (not requiring approval) per set.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from include.edefter.ledger_set import LedgerSet
 from include.edefter.problems import Problem, Severity
 from include.edefter.settings import XmlLimits
 
-__all__ = ["ScanResult", "company_name", "load_crypto_check", "scan_folder"]
+__all__ = ["ScanResult", "company_name", "load_crypto_check", "load_crypto_check_with_reason", "scan_folder"]
 
 
 def company_name(report: MonthReport) -> str | None:
@@ -64,16 +65,35 @@ class ScanResult:
 
 
 def load_crypto_check() -> FileCheck | None:
-    """``include.edefter.verify.crypto_check()`` if that module exists, else None."""
+    """``include.edefter.verify.crypto_check(...)`` if that module exists, else None."""
+    return load_crypto_check_with_reason()[0]
+
+
+def load_crypto_check_with_reason() -> tuple[FileCheck | None, str]:
+    """The verifier's per-file check and a human reason when it is not available.
+
+    ``crypto_check`` may take the trust anchors (``trust``): they are read with
+    ``TrustSettings.from_env()`` (EDEFTER_TRUSTED_ROOTS, EDEFTER_GIB_CERTS, ...).
+    """
     try:
         mod = importlib.import_module("include.edefter.verify")
-    except ImportError:
+    except ImportError as exc:
         # Missing, or its own dependencies are missing: the caller says "not available".
-        return None
+        return None, f"include.edefter.verify cannot be imported: {exc}"
     factory = getattr(mod, "crypto_check", None)
     if factory is None:
-        return None
-    return factory()
+        return None, "include.edefter.verify has no crypto_check()"
+    try:
+        params = inspect.signature(factory).parameters
+        trust_param = params.get("trust")
+        if trust_param is not None and trust_param.default is inspect.Parameter.empty:
+            trust_cls = getattr(mod, "TrustSettings", None)
+            if trust_cls is None or not hasattr(trust_cls, "from_env"):
+                return None, "crypto_check needs trust settings and TrustSettings.from_env is missing"
+            return factory(trust=trust_cls.from_env()), ""
+        return factory(), ""
+    except Exception as exc:  # noqa: BLE001 - a broken verifier must not crash the scanner
+        return None, f"crypto_check could not be set up: {type(exc).__name__}: {exc}"
 
 
 def scan_folder(

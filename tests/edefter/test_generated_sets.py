@@ -117,3 +117,28 @@ def test_ledger_name_with_berat_content(approved_month: MonthFiles) -> None:
     y.write_bytes(approved_month.paths[("YB", 0)].read_bytes())
     r = check_folder(approved_month.directory)
     assert "content.type_mismatch" in codes_for(r, y.name)
+
+
+def test_scan_verify_with_the_real_verifier(
+    approved_month: MonthFiles, sample_pki: TestPKI, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from include.edefter import __main__ as cli
+
+    monkeypatch.setenv("EDEFTER_TRUSTED_ROOTS", str(sample_pki.ca_cert_path))
+    monkeypatch.setenv("EDEFTER_GIB_CERTS", str(sample_pki.gib_cert_path))
+    root = approved_month.directory
+    assert cli.main(["scan", str(root), "--verify", "--json"]) == 0
+    clean = json.loads(capsys.readouterr().out)
+    assert clean["cryptographic_verification"] is True and clean["ok"] is True
+
+    y = brk.flip_byte_in_ledger_body(approved_month.paths[("Y", 0)])
+    before = tree_digest(root)
+    assert cli.main(["scan", str(root), "--verify", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert tree_digest(root) == before
+    bad = [p for s in data["sets"] for p in s["problems"] if y.name in p["files"]]
+    # Only cryptography can see this: names, facts and the copied signature value all still agree.
+    assert bad and all(p["code"].startswith("crypto.") for p in bad), bad

@@ -89,10 +89,10 @@ def test_verify_unavailable_is_said_not_faked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_docs(tmp_path, month_docs())
-    monkeypatch.setattr(cli, "load_crypto_check", lambda: None)
+    monkeypatch.setattr(cli._scan, "load_crypto_check_with_reason", lambda: (None, "no verifier here"))
     assert cli.main(["scan", str(tmp_path), "--verify", "--json"]) == 0
     cap = capsys.readouterr()
-    assert "not available" in cap.err and "kullanılamıyor" in cap.err
+    assert "not available" in cap.err and "kullanılamıyor" in cap.err and "no verifier here" in cap.err
     data = json.loads(cap.out)
     assert data["cryptographic_verification"] is False and "NOT verified" in data["cryptographic_verification_note"]
 
@@ -103,7 +103,14 @@ def test_verify_uses_the_verify_module_when_present(
     write_docs(tmp_path, month_docs())
     calls: list[str] = []
 
-    def crypto_check():  # noqa: ANN202
+    class TrustSettings:
+        @classmethod
+        def from_env(cls) -> str:
+            return "trust-from-env"
+
+    def crypto_check(trust):  # noqa: ANN001, ANN202
+        assert trust == "trust-from-env"
+
         def check(name, opener):  # noqa: ANN001, ANN202
             calls.append(name.filename)
             if name.code == "GIB-KB":
@@ -114,6 +121,7 @@ def test_verify_uses_the_verify_module_when_present(
 
     fake = types.ModuleType("include.edefter.verify")
     fake.crypto_check = crypto_check  # type: ignore[attr-defined]
+    fake.TrustSettings = TrustSettings  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "include.edefter.verify", fake)
     assert cli.main(["scan", str(tmp_path), "--verify"]) == 1
     out = capsys.readouterr().out
