@@ -451,7 +451,10 @@ class ProcessGroup:
     def stop(self) -> list[int]:
         killed: list[int] = []
         for proc in reversed(self.processes):
-            killed += stop_process_tree(proc.popen.pid, timeout=self.stop_timeout)
+            hard = stop_process_tree(proc.popen.pid, timeout=self.stop_timeout)
+            if hard:
+                say(f"  {proc.name}: {len(hard)} process(es) ignored SIGTERM and were killed")
+            killed += hard
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=5)
         self.processes.clear()
@@ -482,6 +485,14 @@ class Paths:
     @property
     def pki(self) -> Path:
         return self.demo / "pki"
+
+    @property
+    def trusted_root(self) -> Path:
+        return self.pki / "test-certificates" / "ca.pem"
+
+    @property
+    def gib_cert(self) -> Path:
+        return self.pki / "test-certificates" / "gib-seal.pem"
 
     @property
     def companies_file(self) -> Path:
@@ -531,6 +542,10 @@ def generate_folder(scenario: Scenario, paths: Paths) -> None:
     from include.edefter.sample.breakage import flip_byte_in_ledger_body
 
     pki = TestPKI.create(paths.pki)
+    if pki.ca_cert_path != paths.trusted_root or pki.gib_cert_path != paths.gib_cert:
+        raise DemoError(
+            f"the test PKI wrote its certificates elsewhere: {pki.ca_cert_path}, {pki.gib_cert_path}"
+        )
     for seed, company in enumerate(scenario.companies):
         folder = paths.edefter / company.id
         for branch, branch_name in company.branches or ((None, None),):
@@ -575,6 +590,12 @@ def base_env(paths: Paths) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # Trust anchors for the cryptographic check: the demo's TEST PKI (a real installation points these
+    # at the Kamu SM roots and GİB's seal certificate).
+    if paths.trusted_root.is_file():
+        env["EDEFTER_TRUSTED_ROOTS"] = str(paths.trusted_root)
+    if paths.gib_cert.is_file():
+        env["EDEFTER_GIB_CERTS"] = str(paths.gib_cert)
     if Path(schema, "edefter.xsd").is_file():
         env["EDEFTER_SCHEMA_DIR"] = schema
     return env
@@ -588,12 +609,17 @@ def airflow_env(paths: Paths, api_port: int, connections: Mapping[str, str]) -> 
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{paths.airflow_home}/airflow.db",
+            # SQLite allows one writer; every component (and the backfill CLI) waits up to 60 s for the
+            # lock instead of failing with "database is locked".
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{paths.airflow_home}/airflow.db?timeout=60",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             # Modest: each worker is ~130 MB and the machine may be a laptop.
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # One api-server worker: enough for one user, and no uvicorn supervisor that would respawn
+            # workers while we stop them.
+            "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(api_port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
@@ -665,6 +691,21 @@ def run_checked(
     if proc.returncode != 0:
         raise DemoError(f"{what} failed (exit {proc.returncode}):\n{(proc.stderr or proc.stdout)[-3000:]}")
     return proc
+
+
+def run_with_lock_retry(argv: Sequence[str], *, env: Mapping[str, str], what: str, attempts: int = 5) -> None:
+    """An Airflow CLI call against the SQLite metadata DB the running components also write: retry on
+    "database is locked" (SQLite has one writer and gives up at once on a lock upgrade), fail on
+    anything else."""
+    for attempt in range(1, attempts + 1):
+        try:
+            run_checked(argv, env=env, what=what)
+            return
+        except DemoError as exc:
+            if "database is locked" not in str(exc) or attempt == attempts:
+                raise
+            say(f"    (SQLite busy, retrying {what})")
+            time.sleep(2 * attempt)
 
 
 class AirflowApi:
@@ -877,34 +918,26 @@ def wait_for_dags(stack: Stack, api: AirflowApi, *, timeout: float = 240) -> Non
 
 
 def start_months(stack: Stack, api: AirflowApi) -> None:
-    """Unpause every DAG; backfill the automatic ones; trigger the manual one month by month."""
+    """Backfill the automatic DAGs, trigger the manual one month by month, then unpause them all.
+
+    Backfills are created while the DAGs are still paused (their runs wait queued): the scheduler then
+    leaves those DAGs alone, which keeps the backfill CLI's writes clear of SQLite's single-writer lock."""
     scenario = stack.scenario
     from_date, to_date = backfill_window(scenario.months[0], scenario.months[-1])
     for company, _branch, dag_id in unit_dag_ids(scenario):
-        api.unpause(dag_id)
         if company.automatic:
             say(f"  airflow backfill create --dag-id {dag_id} --from-date {from_date} --to-date {to_date}")
-            run_checked(
-                [
-                    sys.executable,
-                    "-m",
-                    "airflow",
-                    "backfill",
-                    "create",
-                    "--dag-id",
-                    dag_id,
-                    "--from-date",
-                    from_date,
-                    "--to-date",
-                    to_date,
-                    "--max-active-runs",
-                    str(len(scenario.months)),
-                    "--reprocess-behavior",
-                    "none",
-                ],
-                env=stack.env,
-                what=f"backfill of {dag_id}",
-            )
+            argv = [sys.executable, "-m", "airflow", "backfill", "create", "--dag-id", dag_id]
+            argv += [
+                "--from-date",
+                from_date,
+                "--to-date",
+                to_date,
+                "--max-active-runs",
+                str(len(scenario.months)),
+            ]
+            argv += ["--reprocess-behavior", "none"]
+            run_with_lock_retry(argv, env=stack.env, what=f"backfill of {dag_id}")
         else:
             say(
                 f'  {dag_id}: manual company, {len(scenario.months)} runs triggered with conf {{"month": ...}}'
@@ -912,6 +945,8 @@ def start_months(stack: Stack, api: AirflowApi) -> None:
             for month in scenario.months:
                 label = f"{month.year:04d}-{month.month:02d}"
                 api.trigger(dag_id, f"manual__demo_{label}", {"month": label})
+    for _company, _branch, dag_id in unit_dag_ids(scenario):
+        api.unpause(dag_id)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -39,6 +40,7 @@ class Integrator:
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     accounts: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -54,6 +56,7 @@ class Integrator:
             ],
             stdout=open(self.log, "ab"),  # noqa: SIM115 - closed with the process
             stderr=subprocess.STDOUT,
+            env={**os.environ, **self.extra_env},
         )
         if wait:
             self.wait_ready()
@@ -102,9 +105,12 @@ class Integrator:
     def conn_uri(self, taxpayer_id: str, branch: str | None = None, password: str = PASSWORD) -> str:
         return f"http://{self.account(taxpayer_id, branch)}:{password}@127.0.0.1:{self.port}"
 
-    def stored_objects(self) -> list[Path]:
-        return sorted(p for p in self.data.rglob("*") if p.is_file() and p.suffix not in (".db", ".sqlite", ".log")
-                      and "-wal" not in p.name and "-shm" not in p.name and "-journal" not in p.name)
+    def stored(self, taxpayer_id: str, branch: str | None = None) -> list[tuple[str, str]]:
+        """(name, sha256) of every archived file of a taxpayer, through the real list API."""
+        from include.integrator.client import IntegratorClient
+
+        with IntegratorClient(self.url, self.account(taxpayer_id, branch), PASSWORD) as c:
+            return sorted((f.name, f.sha256) for f in c.list_files(taxpayer_id, branch))
 
 
 @pytest.fixture(scope="session")
@@ -189,6 +195,8 @@ class Env:
     monkeypatch: pytest.MonkeyPatch
     companies: list[dict[str, Any]] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
+    smtp: Any = None
+    webhook: Any = None
 
     def company(self, cid: str, taxpayer_id: str, *, branches: list[str] | None = None, connect: bool = True,
                 **extra: Any) -> Path:
@@ -253,13 +261,22 @@ class Env:
         if conf is not None:
             kwargs["run_conf"] = conf
         dr = dag.test(**kwargs)
-        return RunResult(dr, {ti.task_id: ti.state for ti in dr.get_task_instances()})
+        tis = dr.get_task_instances()
+        return RunResult(dr, {ti.task_id: ti.state for ti in tis}, {ti.task_id: ti.try_number for ti in tis})
+
+    def upload_doc(self, taxpayer_id: str, month: Period, branch: str | None = None) -> dict[str, Any]:
+        path = self.tmp / "work" / taxpayer_id / (branch or "") / str(month) / "upload.json"
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def alert_reasons(self) -> list[str]:
+        return [p["reason"] for p in self.webhook.payloads]
 
 
 @dataclass
 class RunResult:
     dag_run: Any
     states: dict[str, Any]
+    tries: dict[str, int]
 
     @property
     def state(self) -> str:
@@ -273,7 +290,7 @@ class RunResult:
 
 @pytest.fixture
 def env(tmp_path: Path, integrator: Integrator, sample_pki: TestPKI, monkeypatch: pytest.MonkeyPatch,
-        airflow_db: Path) -> Env:
+        airflow_db: Path, smtp_sink: SmtpSink, webhook: WebhookReceiver) -> Env:
     monkeypatch.setenv("EDEFTER_WORK_DIR", str(tmp_path / "work"))
     monkeypatch.setenv("EDEFTER_EVIDENCE_DIR", str(tmp_path / "evidence"))
     # Trust the sample PKI's test CA and test GİB seal, as production trusts Kamu SM and GİB.
@@ -287,7 +304,16 @@ def env(tmp_path: Path, integrator: Integrator, sample_pki: TestPKI, monkeypatch
         "retries": 0,
         "retry_delay_seconds": 1,
         "max_retry_delay_seconds": 2,
+        "alerts": {"email": ["muhasebe@example.com.tr"], "webhook_conn_id": "edefter_test_webhook"},
     }
+    smtp = {"conn_type": "smtp", "host": "127.0.0.1", "port": smtp_sink.port,
+            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "edefter@example.com.tr"}}
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(smtp))
+    monkeypatch.setenv("AIRFLOW_CONN_EDEFTER_TEST_WEBHOOK", json.dumps({"conn_type": "http", "extra": {"url": webhook.url}}))
+    smtp_sink.messages.clear()
+    webhook.payloads.clear()
+    e.smtp = smtp_sink
+    e.webhook = webhook
     return e
 
 

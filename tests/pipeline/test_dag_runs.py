@@ -1,24 +1,224 @@
-"""End-to-end DAG runs with Airflow's dag.test() against a real integrator on 127.0.0.1."""
+"""End-to-end DAG runs with Airflow's dag.test() against a real integrator on 127.0.0.1.
+
+Each run goes through the real sensors/triggers (inline under dag.test), the domain library's
+checks including the cryptographic verifier, the deterministic packager, the HTTP client and the
+integrator's asynchronous validation. Alerts go to a real SMTP sink and a webhook receiver.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from email.header import decode_header, make_header
+
 from include.edefter.naming import Period
-from tests.pipeline.conftest import Env, evidence, tree_snapshot
+from include.edefter.sample import Stage
+from include.edefter.sample.breakage import flip_byte_in_ledger_body
+from include.pipeline.tasks import GUARD_EN, GUARD_TR
+from tests.pipeline.conftest import Env, Integrator, evidence, free_port, tree_snapshot
 
 TAX = "1234567801"
+DAG = f"edefter_yedekleme_{TAX}"
+ALL_OK = dict.fromkeys(
+    ["wait_for_approved_berats", "verify", "package", "upload", "wait_for_backup_confirmation", "record"], "success"
+)
 
 
-def test_ready_month_is_backed_up(env: Env) -> None:
+def test_ready_month_is_backed_up_and_a_rerun_uploads_nothing(env: Env) -> None:
     folder = env.company("ornek", TAX)
     env.month(folder, TAX, Period(2025, 1))
     before = tree_snapshot(folder)
-    result = env.run(f"edefter_yedekleme_{TAX}", Period(2025, 1))
-    result.assert_states(
-        wait_for_approved_berats="success", verify="success", package="success", upload="success",
-        wait_for_backup_confirmation="success", record="success",
-    )
+    result = env.run(DAG, Period(2025, 1))
+    result.assert_states(**ALL_OK)
     ev = evidence(env.tmp, TAX, Period(2025, 1))
     assert ev["backup_status"] == "Yedeklendi"
-    assert "Ocak-2025" in ev["message"]
-    assert len(ev["files"]) == 7 and all(f["signature_value"] for f in ev["files"])
+    assert ev["message"].startswith("Ocak-2025 ayına ait")
+    assert ev["run_id"] == result.dag_run.run_id and ev["dag_id"] == DAG
+    assert len(ev["files"]) == 7 and all(f["signature_value"] and f["receipt"] for f in ev["files"])
+    assert [f["code"] for f in ev["files"]] == ["Y", "K", "YB", "KB", "GIB-YB", "GIB-KB", "DR"]
+    assert env.upload_doc(TAX, Period(2025, 1))["uploaded"] == 7
+    archived = env.integrator.stored(TAX)
+    assert {n for n, _ in archived} >= {f["zip_name"] for f in ev["files"]}
     assert tree_snapshot(folder) == before  # the e-Defter folder is never written
+
+    again = env.run(DAG, Period(2025, 1))
+    again.assert_states(**ALL_OK)
+    up = env.upload_doc(TAX, Period(2025, 1))
+    assert up["uploaded"] == 0 and up["skipped_month_already_backed_up"] is True
+    assert env.integrator.stored(TAX) == archived
+    assert evidence(env.tmp, TAX, Period(2025, 1))["backup_status"] == "Yedeklendi"
+    assert not env.webhook.payloads and not env.smtp.messages
+
+
+def test_tampered_month_is_yedeklenemedi_and_alerts_fire(env: Env) -> None:
+    folder = env.company("bozuk", "1111111111")
+    mf = env.month(folder, "1111111111", Period(2025, 2))
+    flip_byte_in_ledger_body(mf.path("Y"))
+    result = env.run("edefter_yedekleme_1111111111", Period(2025, 2))
+    result.assert_states(wait_for_approved_berats="success", verify="failed", package="upstream_failed")
+    assert result.tries["verify"] == 1  # a verdict is never retried
+    assert env.integrator.stored("1111111111") == []  # nothing reached the archive
+    (payload,) = env.webhook.payloads
+    assert payload["status"] == "Yedeklenemedi" and payload["task_id"] == "verify"
+    assert payload["month"] == "2025-02" and payload["company"] == "Bozuk A.Ş." and payload["taxpayer_id"] == "1111111111"
+    assert "1111111111-202502-Y-000000.xml" in payload["reason"] and "Yedeklenemedi" in payload["text"]
+    (mail,) = env.smtp.messages
+    subject = str(make_header(decode_header(mail["Subject"])))
+    assert subject == "[e-Defter] Yedeklenemedi: Bozuk A.Ş., 2025-02 (Doğrulama)"
+    assert mail["To"] == "muhasebe@example.com.tr"
+    html = next(p for p in mail.walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
+    assert "1111111111-202502-Y-000000.xml" in html and "verify" in html
+
+
+def test_ransomware_guard_keeps_the_archive_and_uploads_nothing(env: Env) -> None:
+    tax = "2222222222"
+    folder = env.company("fidye", tax)
+    mf = env.month(folder, tax, Period(2025, 3))
+    env.run(f"edefter_yedekleme_{tax}", Period(2025, 3)).assert_states(**ALL_OK)
+    archived = env.integrator.stored(tax)
+
+    # 1) the local ledger is altered after the backup: verification fails -> guard message
+    flip_byte_in_ledger_body(mf.path("Y"))
+    result = env.run(f"edefter_yedekleme_{tax}", Period(2025, 3))
+    result.assert_states(verify="failed", upload="upstream_failed")
+    assert GUARD_TR in env.alert_reasons()[-1]
+
+    # 2) the whole set is replaced by another validly signed one: upload's guard refuses it
+    for p in folder.iterdir():
+        if p.is_file():
+            p.unlink()
+    env.month(folder, tax, Period(2025, 3), seed=7, entries_per_part=12)
+    result = env.run(f"edefter_yedekleme_{tax}", Period(2025, 3))
+    result.assert_states(verify="success", package="success", upload="failed")
+    assert result.tries["upload"] == 1
+    reason = env.alert_reasons()[-1]
+    assert GUARD_TR in reason and GUARD_EN in reason and "SHA-256" in reason
+    assert env.integrator.stored(tax) == archived  # nothing overwritten, nothing added
+
+
+def test_integrator_down_for_a_while_retries_then_backs_up_without_duplicates(env: Env, tmp_path) -> None:
+    tax = "3333333333"
+    srv = Integrator(data=tmp_path / "integrator-down", port=free_port())
+    srv.data.mkdir()
+    srv.account(tax)
+    folder = env.company("kesinti", tax, connect=False, retries=4, retry_delay_seconds=1, max_retry_delay_seconds=2)
+    env.connect(f"edefter_test_{tax}", srv.conn_uri(tax))
+    env.month(folder, tax, Period(2025, 4))
+
+    def start_later() -> None:
+        time.sleep(4)
+        srv.start()
+
+    starter = threading.Thread(target=start_later)
+    starter.start()
+    try:
+        result = env.run(f"edefter_yedekleme_{tax}", Period(2025, 4))
+    finally:
+        starter.join()
+    try:
+        result.assert_states(**ALL_OK)
+        assert result.tries["upload"] > 1  # it failed while the integrator was down, then retried
+        stored = srv.stored(tax)
+        assert len(stored) == 7 and len({n for n, _ in stored}) == 7  # no duplicate upload
+        assert evidence(env.tmp, tax, Period(2025, 4))["backup_status"] == "Yedeklendi"
+    finally:
+        srv.stop()
+
+
+def test_twelve_months_in_a_row(env: Env) -> None:
+    tax = "4444444444"
+    folder = env.company("yillik", tax, start_month="2024-01")
+    uid, entry = 1, 1
+    for month in range(1, 13):
+        mf = env.month(folder, tax, Period(2024, month), entries_per_part=6,
+                       unique_id_start=uid, entry_number_start=entry)
+        uid, entry = mf.next_unique_id, mf.next_entry_number
+    for month in range(1, 13):
+        env.run(f"edefter_yedekleme_{tax}", Period(2024, month)).assert_states(**ALL_OK)
+    statuses = [evidence(env.tmp, tax, Period(2024, m))["backup_status"] for m in range(1, 13)]
+    assert statuses == ["Yedeklendi"] * 12
+    assert len(env.integrator.stored(tax)) == 12 * 7
+
+
+def test_branch_based_company_runs_one_dag_per_branch(env: Env) -> None:
+    tax = "5555555555"
+    folder = env.company("subeli", tax, branches=["0001", "0002"])
+    env.month(folder, tax, Period(2025, 5), branch="0001")
+    env.month(folder, tax, Period(2025, 5), branch="0002")
+    for b in ("0001", "0002"):
+        env.run(f"edefter_yedekleme_{tax}_{b}", Period(2025, 5)).assert_states(**ALL_OK)
+        ev = evidence(env.tmp, tax, Period(2025, 5), branch=b)
+        assert ev["branch"] == b and ev["backup_status"] == "Yedeklendi"
+        assert all(f["name"].endswith(f"-{b}.xml") for f in ev["files"])
+        assert {n for n, _ in env.integrator.stored(tax, b)} == {f["zip_name"] for f in ev["files"]}
+
+
+def test_manual_company_runs_for_the_conf_month_only(env: Env) -> None:
+    tax = "66666666666"  # TCKN: an income-tax payer
+    folder = env.company("elle", tax, automatic=False)
+    env.month(folder, tax, Period(2025, 2))
+    dag = env.dag(f"edefter_yedekleme_{tax}")
+    assert type(dag.timetable).__name__ == "NullTimetable"  # no schedule: runs only on demand
+    env.run(f"edefter_yedekleme_{tax}", conf={"month": "2025-02"}).assert_states(**ALL_OK)
+    assert evidence(env.tmp, tax, Period(2025, 2))["backup_status"] == "Yedeklendi"
+
+    missing = env.run(f"edefter_yedekleme_{tax}")
+    missing.assert_states(wait_for_approved_berats="failed")
+    assert "ayı belirtin" in env.alert_reasons()[-1]
+
+
+def test_wrong_integrator_password_fails_fast_without_retry_loop(env: Env) -> None:
+    tax = "7777777777"
+    folder = env.company("parola", tax, connect=False, retries=3, retry_delay_seconds=30)
+    env.connect(f"edefter_test_{tax}", env.integrator.conn_uri(tax, password="yanlis-parola"))
+    env.month(folder, tax, Period(2025, 6))
+    result = env.run(f"edefter_yedekleme_{tax}", Period(2025, 6))
+    result.assert_states(verify="success", package="success", upload="failed")
+    assert result.tries["upload"] == 1
+    reason = env.alert_reasons()[-1]
+    assert "kimlik doğrulaması" in reason and "yanlis-parola" not in reason
+
+
+def test_integrator_rejection_reasons_reach_log_and_alert(env: Env, tmp_path) -> None:
+    tax = "8888888888"
+    srv = Integrator(
+        data=tmp_path / "integrator-strict",
+        port=free_port(),
+        extra_env={"INTEGRATOR_EXTRA_FILE_CHECKS": "tests.pipeline.reject_checks:reject_dr"},
+    )
+    srv.data.mkdir()
+    srv.account(tax)
+    srv.start()
+    try:
+        folder = env.company("red", tax, connect=False)
+        env.connect(f"edefter_test_{tax}", srv.conn_uri(tax))
+        env.month(folder, tax, Period(2025, 7))
+        result = env.run(f"edefter_yedekleme_{tax}", Period(2025, 7))
+        result.assert_states(upload="success", wait_for_backup_confirmation="failed", record="upstream_failed")
+        assert result.tries["wait_for_backup_confirmation"] == 1
+        (payload,) = env.webhook.payloads
+        assert payload["task_id"] == "wait_for_backup_confirmation"
+        assert "Defter Raporu kabul edilmiyor" in payload["reason"] and "8888888888-202507-DR-000000" in payload["reason"]
+    finally:
+        srv.stop()
+
+
+def test_parts_still_missing_at_the_timeout_are_reported(env: Env) -> None:
+    tax = "9999999991"
+    folder = env.company("bekleyen", tax, berat_timeout_seconds=2)
+    env.month(folder, tax, Period(2025, 8), stage=Stage.TAXPAYER_BERATS)
+    result = env.run(f"edefter_yedekleme_{tax}", Period(2025, 8))
+    result.assert_states(wait_for_approved_berats="failed", verify="upstream_failed")
+    reason = env.alert_reasons()[-1]
+    assert "GIB-9999999991-202508-YB-000000" in reason or "GIB-YB" in reason
+    assert env.webhook.payloads[-1]["status"] == "Onaylı beratlar gelmedi"
+
+
+def test_unreadable_folder_fails_with_a_clear_error(env: Env) -> None:
+    tax = "9999999992"
+    folder = env.company("kayip", tax)
+    folder.rmdir()
+    result = env.run(f"edefter_yedekleme_{tax}", Period(2025, 8))
+    result.assert_states(wait_for_approved_berats="failed")
+    reason = env.alert_reasons()[-1]
+    assert str(folder) in reason and "bulunamadı" in reason and "does not exist" in reason
