@@ -1,0 +1,126 @@
+"""BV: streaming signature verification of one 200 MB signed ledger vs ``xmlsec1 --verify``.
+
+What is measured (same generated file, same run, each side in its own process under
+``/usr/bin/time -v`` for wall time and peak RSS):
+
+* ours — ``include.edefter.verify.verify_file`` on the journal (Y) part: enveloped
+  XMLDSig digest by streaming piecewise C14N, XAdES SignedProperties, RSA signature,
+  SigningCertificate, certificate validity/key usage/chain to the sample PKI's test CA.
+  Process start-up and imports are included.
+* baseline — ``xmlsec1 --verify --trusted-pem ca.pem`` with the XAdES Id attributes
+  registered: builds the whole tree, canonicalizes, digests, verifies.
+
+Goals: ours ≥ 3× xmlsec1's speed (time ratio xmlsec1/ours) and peak RSS ≤ 5 % of xmlsec1's.
+The sample month (one journal part of ``--size-mb`` MB) is cached under bench/out/bv-samples-*/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import PROJECT_ROOT, BenchResult, out_dir, project_env
+
+BENCH_ID = "BV"
+GOAL_SPEED = 3.0
+GOAL_RSS_FRACTION = 0.05
+_MB = 1_000_000
+XMLSEC_ID_ARGS = [
+    "--id-attr:Id", "http://uri.etsi.org/01903/v1.3.2#:SignedProperties",
+    "--id-attr:Id", "http://www.w3.org/2000/09/xmldsig#:SignatureValue",
+]
+
+
+def make_sample(directory: Path, size_mb: float | None) -> tuple[Path, Path, Path]:
+    """(journal path, CA pem, GİB pem); generated once per size and cached."""
+    from include.edefter.naming import Period
+    from include.edefter.sample import TestPKI, generate_month
+
+    done = directory / "DONE"
+    if not done.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        pki = TestPKI.create(directory / "pki")
+        generate_month(directory / "month", taxpayer_id="5300000001", company_name="Bench Doğrulama A.Ş.",
+                       period=Period(2025, 3), pki=pki, with_dr=False,
+                       part_size_bytes=int(size_mb * _MB) if size_mb else None)
+        done.write_text("ok\n")
+    journal = next(p for p in (directory / "month").rglob("*-Y-*.xml"))
+    certs = directory / "pki" / "test-certificates"
+    return journal, certs / "ca.pem", certs / "gib-seal.pem"
+
+
+def _timed(cmd: list[str]) -> tuple[float, float, int, str]:
+    """(wall s, peak RSS MiB, exit code, stdout+stderr tail) of cmd under /usr/bin/time -v."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=project_env())
+    wall = time.perf_counter() - t0
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    rss = int(m.group(1)) / 1024 if m else float("nan")
+    inner_rc = re.search(r"Exit status: (\d+)", proc.stderr)
+    rc = int(inner_rc.group(1)) if inner_rc else proc.returncode
+    return wall, rss, rc, (proc.stdout + proc.stderr)[-600:]
+
+
+def child(path: str, ca: str, gib: str) -> int:
+    """Run by the bench in a fresh process: verify one file, print the verdict."""
+    from include.edefter.verify import TrustSettings, verify_file
+
+    t0 = time.perf_counter()
+    v = verify_file(Path(path), name=Path(path).name, trust=TrustSettings.from_paths([ca], [gib]))
+    print(f"verify_file: ok={v.ok} in {time.perf_counter() - t0:.2f}s failed={[c.check for c in v.failed]}")
+    return 0 if v.ok else 1
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    ap = argparse.ArgumentParser(prog="python -m bench verify", description="BV: verify_file vs xmlsec1 --verify")
+    ap.add_argument("--size-mb", type=float, default=200.0, help="journal part size")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per side; the best time is reported")
+    ap.add_argument("--quick", action="store_true", help="a tiny ledger (smoke test)")
+    ap.add_argument("--child", nargs=3, metavar=("FILE", "CA", "GIB"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv or [])
+    if a.child:
+        raise SystemExit(child(*a.child))
+    size = None if a.quick else a.size_mb
+    tag = "quick" if a.quick else f"{a.size_mb:g}mb"
+    journal, ca, gib = make_sample(out_dir() / f"bv-samples-{tag}", size)
+    mb = journal.stat().st_size / _MB
+    result = BenchResult(
+        BENCH_ID,
+        f"signature verification of one {mb:,.0f} MB signed ledger (streaming C14N + XAdES + chain)",
+        "xmlsec1 --verify --trusted-pem (whole tree in memory) on the same file, same run",
+        params={"size_mb": a.size_mb, "quick": a.quick, "repeat": a.repeat, "file_mb": round(mb, 1)},
+    )
+    xmlsec_cmd = ["xmlsec1", "--verify", "--trusted-pem", str(ca), *XMLSEC_ID_ARGS, str(journal)]
+    ours_cmd = [sys.executable, "-m", "bench.bench_verify", "--child", str(journal), str(ca), str(gib)]
+    xs = [_timed(xmlsec_cmd) for _ in range(a.repeat)]
+    us = [_timed(ours_cmd) for _ in range(a.repeat)]
+    x_wall, x_rss = min(r[0] for r in xs), max(r[1] for r in xs)
+    o_wall, o_rss = min(r[0] for r in us), max(r[1] for r in us)
+    speed = x_wall / o_wall
+    rss_fraction = o_rss / x_rss
+    result.add("xmlsec1 --verify wall time", x_wall, "s")
+    result.add("xmlsec1 --verify peak RSS", x_rss, "MiB")
+    result.add("verify_file wall time (process incl. imports)", o_wall, "s")
+    result.add("verify_file peak RSS", o_rss, "MiB")
+    result.add("speed-up vs xmlsec1", speed, "×", f"≥ {GOAL_SPEED:g}×", speed >= GOAL_SPEED)
+    result.add("peak RSS vs xmlsec1", rss_fraction * 100, "%", f"≤ {GOAL_RSS_FRACTION * 100:g} %",
+               rss_fraction <= GOAL_RSS_FRACTION)
+    result.add("throughput (ours)", mb / o_wall, "MB/s")
+    both_valid = all(r[2] == 0 for r in xs) and all(r[2] == 0 for r in us)
+    result.add("both sides say valid", 1.0 if both_valid else 0.0, "bool", "1", both_valid)
+    if not both_valid:
+        result.notes.append("xmlsec1: " + xs[0][3].strip()[-300:])
+        result.notes.append("ours: " + us[0][3].strip()[-300:])
+    else:
+        result.notes.extend(line for line in us[0][3].splitlines() if line.startswith("verify_file:"))
+    return result
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(PROJECT_ROOT))
+    r = main(sys.argv[1:])
+    print(r.render())
