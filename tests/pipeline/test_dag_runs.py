@@ -15,7 +15,7 @@ from include.edefter.naming import Period
 from include.edefter.sample import Stage
 from include.edefter.sample.breakage import flip_byte_in_ledger_body
 from include.pipeline.tasks import GUARD_EN, GUARD_TR
-from tests.pipeline.conftest import Env, Integrator, evidence, free_port, tree_snapshot
+from tests.pipeline.conftest import PASSWORD, Env, Integrator, evidence, free_port, tree_snapshot
 
 TAX = "1234567801"
 DAG = f"edefter_yedekleme_{TAX}"
@@ -48,6 +48,20 @@ def test_ready_month_is_backed_up_and_a_rerun_uploads_nothing(env: Env) -> None:
     assert env.integrator.stored(TAX) == archived
     assert evidence(env.tmp, TAX, Period(2025, 1))["backup_status"] == "Yedeklendi"
     assert not env.webhook.payloads and not env.smtp.messages
+
+    # The status table: folder scan + the integrator's status query.
+    env.month(folder, TAX, Period(2025, 2), stage=Stage.TAXPAYER_BERATS)
+    from include.integrator.client import IntegratorClient
+    from include.pipeline.config import load_config
+    from include.pipeline.status import client_lookup, month_rows
+
+    with IntegratorClient(env.integrator.url, env.integrator.account(TAX), PASSWORD) as client:
+        rows = month_rows(load_config(env.config_path()), client_lookup({f"edefter_test_{TAX}": client}))
+    assert [r.as_tuple()[:5] for r in rows] == [
+        ("Ornek A.Ş.", "-", "2025-01", "Onaylı Berat İndirildi", "Yedeklendi"),
+        ("Ornek A.Ş.", "-", "2025-02", "GİB'e Gönderildi", "Entegratör'e Gönderilmedi"),
+    ]
+    assert rows[0].message.startswith("Ocak-2025 ayına ait") and "GIB-" in rows[1].message
 
 
 def test_tampered_month_is_yedeklenemedi_and_alerts_fire(env: Env) -> None:
