@@ -24,7 +24,7 @@ def _value(result: BenchResult, prefix: str) -> float:
 
 def test_harness_discovers_and_resolves_my_benches() -> None:
     mods = discover()
-    assert {"bench_dag_parse", "bench_ingest"} <= set(mods)
+    assert {"bench_dag_parse", "bench_ingest", "bench_month"} <= set(mods)
     assert resolve(["dag_parse"]) == ["bench_dag_parse"]
     assert resolve(["B5"]) == ["bench_ingest"]
     with pytest.raises(SystemExit):
@@ -75,3 +75,16 @@ def test_b5_ingest_quick() -> None:
     assert _value(result, "files uploaded per side") == 8 * 7
     assert _value(result, "status queries per side") == 10 * 5
     assert result.goals_met is True  # only the non-speed verdicts carry a goal in --quick
+
+
+def test_b3_month_quick() -> None:
+    from bench.bench_month import main
+
+    result = main(["--quick"])
+    assert result.bench_id == "B3"
+    names = _names(result)
+    assert {"ours: berats present → Yedeklendi", "baseline: zip -6 + sha256sum + curl -T", "ours / baseline wall time"} <= names
+    assert {"ours: verify", "ours: package", "ours: upload + submit", "ours: wait for Yedeklendi", "ours: record"} <= names
+    assert _value(result, "month reached Yedeklendi") == 1
+    assert _value(result, "files in the month") == 7  # Y, K, YB, KB, GIB-YB, GIB-KB, DR
+    assert result.goals_met is True
