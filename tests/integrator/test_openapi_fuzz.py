@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = 15
 
 # Uploads are raw zip bytes: serialise them like application/octet-stream.
 schemathesis.serializer.alias("application/zip", "application/octet-stream")

@@ -247,3 +247,40 @@ def test_tls_service_and_client_verification(tmp_path: Path, make_month) -> None
         trusting.close()
     finally:
         svc.stop()
+
+
+# ------------------------------------------------------------------------------------------ parsers
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_basic_credentials_roundtrip(user: str, pw: str) -> None:
+    import base64
+
+    from include.integrator.auth import basic_credentials
+
+    header = "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
+    if ":" in user:
+        assert basic_credentials(header) == (user.split(":", 1)[0], user.split(":", 1)[1] + ":" + pw)
+    else:
+        assert basic_credentials(header) == (user, pw)
+
+
+@given(st.text(max_size=60))
+def test_basic_credentials_never_raises(header: str) -> None:
+    from include.integrator.auth import basic_credentials
+
+    basic_credentials(header)
+    basic_credentials("Basic " + header)
+
+
+@given(st.binary(max_size=2048))
+def test_check_zip_rejects_arbitrary_bytes_with_api_error(tmp_path_factory, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    from include.edefter.naming import parse_name
+    from include.integrator.errors import ApiError
+    from include.integrator.ingest import check_zip
+
+    p = tmp_path_factory.mktemp("cz") / "x.zip"
+    p.write_bytes(data)
+    with pytest.raises(ApiError) as ei:
+        check_zip(p, parse_name("1234567801-201909-Y-000000.zip"), max_uncompressed=1 << 20, max_ratio=50)
+    assert 400 <= ei.value.status < 500
