@@ -1,0 +1,559 @@
+"""The "e-Defter Saklama" page: a FastAPI sub-app the AirflowPlugin mounts on the api-server.
+
+One row per configured company/branch x month: e-Defter statüsü from the folder (names only,
+read-only), Yedekleme durumu, message and retention end from the integrator's status query
+(through the unit's Airflow Connection). Served as HTML (shown in the Airflow UI through an
+external view) and as JSON.
+
+Auth: every endpoint requires an Airflow user (the `_token` cookie the Airflow UI sets, or a
+bearer token), and rows are filtered to the DAGs the user may read. The dependency
+`page_access` is the single seam; tests override only that.
+
+This module is imported by the plugin in every Airflow process (scheduler, workers, dag.test
+runs), so its top level imports only FastAPI, the standard library and the light domain
+modules; Airflow's security module, discovery and the integrator client load per request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from include.edefter.naming import Period
+from include.edefter.status import BackupStatus, EDefterStatus
+
+if TYPE_CHECKING:
+    from include.pipeline.config import BackupUnit, PipelineConfig
+
+__all__ = [
+    "NOT_QUERIED",
+    "Access",
+    "PageRow",
+    "UnitOutcome",
+    "backup_class",
+    "collect_rows",
+    "create_app",
+    "edefter_class",
+    "page_access",
+    "redact",
+    "render_page",
+    "row_to_json",
+]
+
+log = logging.getLogger(__name__)
+
+# Shown instead of a Yedekleme durumu when the integrator could not be asked (no Connection,
+# unreachable, wrong password): we do not know the state, so we do not guess one.
+NOT_QUERIED = "Sorgulanamadı"
+NOT_QUERIED_EN = "integrator could not be queried"
+NO_FILES = "Dosya yok"
+NO_FILES_EN = "no files in the e-Defter folder for this month"
+INCOMPLETE = "Eksik dosya"
+INCOMPLETE_EN = "ledger files incomplete"
+
+DEFAULT_MONTHS = 24
+MAX_MONTHS = 120
+# A page must answer while the integrator is down: short timeouts, no client retries.
+QUERY_TIMEOUT_SECONDS = 10.0
+QUERY_WORKERS = 4
+
+
+# -- values -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageRow:
+    """One line of the page: one unit (company or branch) x one month."""
+
+    company_id: str
+    company_name: str
+    taxpayer_id: str
+    branch: str | None
+    branch_name: str | None
+    dag_id: str
+    month: Period
+    edefter_status: EDefterStatus | None  # None: no files for the month in the folder
+    backup_status: BackupStatus | None  # None: the integrator could not be queried
+    message_tr: str = ""
+    message_en: str = ""
+    retention_until: dt.date | None = None
+    files: int = 0
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who is looking and which DAG ids (one per unit) they may read."""
+
+    user: str
+    can_read: Callable[[str], bool] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class UnitOutcome:
+    """What the integrator said about one unit: month -> status, or why it could not say."""
+
+    statuses: dict[Period, Any] = field(default_factory=dict)  # Period -> client.MonthStatus
+    archived_months: frozenset[Period] = frozenset()
+    error_tr: str | None = None
+    error_en: str | None = None
+
+
+# -- secrets never reach the page ---------------------------------------------------------------------
+
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@")
+_SECRET_KV_RE = re.compile(r"(?i)\b(password|passwd|secret|token|authorization)\b(\s*[=:]\s*)(\S+)")
+
+
+def redact(text: str) -> str:
+    """Remove URL credentials and key=value secrets from an error text before it is shown."""
+    text = _USERINFO_RE.sub(r"\1***@", text)
+    return _SECRET_KV_RE.sub(r"\1\2***", text)
+
+
+# -- data ---------------------------------------------------------------------------------------------
+
+
+ClientFactory = Callable[["BackupUnit"], Any]
+
+
+def _default_client(unit: BackupUnit) -> Any:
+    """IntegratorClient for the unit's Connection, with page-friendly timeouts."""
+    from include.integrator.client import IntegratorClient
+    from include.pipeline.hook import EDefterIntegratorHook
+
+    kw = EDefterIntegratorHook(integrator_conn_id=unit.integrator_conn_id).client_kwargs()
+    return IntegratorClient(
+        kw["base_url"],
+        kw["username"],
+        kw["password"],
+        timeout=min(float(kw["timeout"]), QUERY_TIMEOUT_SECONDS),
+        verify=kw["verify"],
+        retries=0,
+    )
+
+
+def _folder_months(unit: BackupUnit, disc: Any) -> dict[Period, Any]:
+    """month -> LedgerSet of this unit found in the (already discovered) folder."""
+    out: dict[Period, Any] = {}
+    for ledger_set in getattr(disc, "sets", ()):
+        key = ledger_set.key
+        if key.taxpayer_id == unit.taxpayer_id and key.branch == unit.branch:
+            out[key.period] = ledger_set
+    return out
+
+
+def _query_unit(unit: BackupUnit, months: Iterable[Period], client_factory: ClientFactory) -> UnitOutcome:
+    months = list(months)
+    try:
+        client = client_factory(unit)
+    except Exception as exc:  # a missing Connection is an operator problem shown on the page
+        return UnitOutcome(
+            error_tr=redact(f"Entegratör bağlantısı ({unit.integrator_conn_id}) kurulamadı: {exc}"),
+            error_en=redact(f"cannot build the integrator client for connection {unit.integrator_conn_id}: {exc}"),
+        )
+    statuses: dict[Period, Any] = {}
+    archived: set[Period] = set()
+    try:
+        try:
+            for info in client.list_files(unit.taxpayer_id, unit.branch):
+                archived.add(info.period)
+            for month in sorted(set(months) | archived):
+                statuses[month] = client.month_status(unit.taxpayer_id, unit.branch, month)
+        finally:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
+    except Exception as exc:  # unreachable, 5xx, wrong password: show why, never guess a state
+        return UnitOutcome(
+            statuses=statuses,
+            archived_months=frozenset(archived),
+            error_tr=redact(f"Entegratör sorgulanamadı: {exc}"),
+            error_en=redact(f"integrator query failed: {exc}"),
+        )
+    return UnitOutcome(statuses=statuses, archived_months=frozenset(archived))
+
+
+def _last_complete_month(today: dt.date) -> Period:
+    return Period(today.year, today.month).previous()
+
+
+def collect_rows(
+    config: PipelineConfig,
+    *,
+    months: int = DEFAULT_MONTHS,
+    client_factory: ClientFactory | None = None,
+    include_unit: Callable[[BackupUnit], bool] | None = None,
+    today: dt.date | None = None,
+) -> list[PageRow]:
+    """Rows for every unit the caller may see, newest month first, at most ``months`` per unit.
+
+    Months shown: those with files in the unit's folder, those the integrator has archived, and
+    the last completed month (so a month whose files never appeared is visible), never before
+    the unit's start_month. Each folder is discovered once (names only); the integrator is asked
+    once per unit for its list and once per month for the status, units in parallel.
+    """
+    from include.edefter.discovery import discover
+
+    factory = client_factory or _default_client
+    today = today or dt.date.today()
+    units = [u for u in config.units if include_unit is None or include_unit(u)]
+    discoveries: dict[str, Any] = {}
+    local: dict[str, dict[Period, Any]] = {}
+    for unit in units:
+        key = str(unit.folder)
+        if key not in discoveries:
+            discoveries[key] = discover(unit.folder)
+        local[unit.dag_id] = _folder_months(unit, discoveries[key])
+
+    wanted: dict[str, list[Period]] = {}
+    for unit in units:
+        candidates = set(local[unit.dag_id]) | {_last_complete_month(today)}
+        candidates = {m for m in candidates if m >= unit.start_month}
+        wanted[unit.dag_id] = sorted(candidates, reverse=True)[:months]
+
+    with ThreadPoolExecutor(max_workers=QUERY_WORKERS) as pool:
+        outcomes = dict(
+            zip(
+                [u.dag_id for u in units],
+                pool.map(lambda u: _query_unit(u, wanted[u.dag_id], factory), units),
+                strict=True,
+            )
+        )
+
+    rows: list[PageRow] = []
+    for unit in units:
+        outcome = outcomes[unit.dag_id]
+        shown = set(wanted[unit.dag_id]) | {m for m in outcome.archived_months if m >= unit.start_month}
+        for month in sorted(shown, reverse=True)[:months]:
+            rows.append(_row(unit, month, local[unit.dag_id].get(month), outcome))
+    return rows
+
+
+def _row(unit: BackupUnit, month: Period, ledger_set: Any, outcome: UnitOutcome) -> PageRow:
+    remote = outcome.statuses.get(month)
+    if remote is not None:
+        backup: BackupStatus | None = remote.status
+        message_tr, message_en = remote.message_tr or "", remote.message_en or ""
+        retention = remote.retention_until
+    else:
+        backup = None
+        message_tr, message_en = outcome.error_tr or "", outcome.error_en or ""
+        retention = None
+    return PageRow(
+        company_id=unit.company_id,
+        company_name=unit.company_name,
+        taxpayer_id=unit.taxpayer_id,
+        branch=unit.branch,
+        branch_name=unit.branch_name,
+        dag_id=unit.dag_id,
+        month=month,
+        edefter_status=ledger_set.status if ledger_set is not None else None,
+        backup_status=backup,
+        message_tr=message_tr,
+        message_en=message_en,
+        retention_until=retention,
+        files=len(ledger_set.ordered_files()) if ledger_set is not None else 0,
+        missing=tuple(ledger_set.missing) if ledger_set is not None else (),
+    )
+
+
+# -- rendering (plain functions: rows in, text out) -------------------------------------------------
+
+
+_BACKUP_CLASS = {
+    BackupStatus.GONDERILMEDI: "st-pending",
+    BackupStatus.ISLENDI: "st-processing",
+    BackupStatus.YEDEKLENDI: "st-ok",
+    BackupStatus.YEDEKLENEMEDI: "st-failed",
+}
+_EDEFTER_CLASS = {
+    EDefterStatus.DOSYA_OLUSTURULDU: "ed-created",
+    EDefterStatus.GIBE_GONDERILDI: "ed-sent",
+    EDefterStatus.ONAYLI_BERAT_INDIRILDI: "ed-approved",
+}
+
+
+def backup_class(status: BackupStatus | None) -> str:
+    return _BACKUP_CLASS.get(status, "st-unknown") if status is not None else "st-unknown"
+
+
+def edefter_class(status: EDefterStatus | None) -> str:
+    return _EDEFTER_CLASS.get(status, "ed-none") if status is not None else "ed-none"
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _cell(tr: str, en: str, css: str = "") -> str:
+    cls = f' class="{_e(css)}"' if css else ""
+    return f'<td{cls} title="{_e(en)}">{_e(tr)}<small>{_e(en)}</small></td>'
+
+
+def _branch_text(row: PageRow) -> str:
+    if not row.branch:
+        return "—"
+    return f"{row.branch} {row.branch_name}" if row.branch_name else row.branch
+
+
+def row_to_json(row: PageRow) -> dict[str, Any]:
+    return {
+        "company_id": row.company_id,
+        "company": row.company_name,
+        "taxpayer_id": row.taxpayer_id,
+        "branch": row.branch,
+        "branch_name": row.branch_name,
+        "dag_id": row.dag_id,
+        "month": str(row.month),
+        "month_label": row.month.label_tr,
+        "edefter_status": row.edefter_status.value if row.edefter_status else None,
+        "edefter_status_text": _edefter_words(row)[0],
+        "edefter_status_en": _edefter_words(row)[1],
+        "backup_status": row.backup_status.value if row.backup_status else NOT_QUERIED,
+        "backup_status_en": row.backup_status.english if row.backup_status else NOT_QUERIED_EN,
+        "queried": row.backup_status is not None,
+        "message": row.message_tr,
+        "message_en": row.message_en,
+        "retention_until": row.retention_until.isoformat() if row.retention_until else None,
+        "files": row.files,
+        "missing": list(row.missing),
+    }
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:16px;color:#1a202c;background:#fff}
+h1{font-size:1.3rem;margin:0 0 4px}
+p.sub{margin:0 0 12px;color:#4a5568;font-size:.85rem}
+table{border-collapse:collapse;width:100%;font-size:.9rem}
+th,td{border:1px solid #e2e8f0;padding:6px 8px;text-align:left;vertical-align:top}
+th{background:#f7fafc;position:sticky;top:0}
+th small,td small{display:block;color:#718096;font-size:.72rem;font-weight:normal}
+td.st-ok{background:#c6f6d5}td.st-failed{background:#fed7d7}td.st-processing{background:#bee3f8}
+td.st-pending{background:#edf2f7}td.st-unknown{background:#feebc8}
+td.ed-approved{color:#22543d}td.ed-sent{color:#2c5282}td.ed-created{color:#744210}td.ed-none{color:#a0aec0}
+tr.row-failed td.msg{color:#9b2c2c;font-weight:600}
+.legend span{display:inline-block;padding:2px 6px;margin-right:6px;border-radius:3px;font-size:.78rem}
+.err{background:#fed7d7;padding:8px;border-radius:4px}
+@media (prefers-color-scheme: dark){body{background:#1a202c;color:#e2e8f0}th{background:#2d3748}
+th,td{border-color:#4a5568}td.st-ok{background:#22543d}td.st-failed{background:#742a2a}
+td.st-processing{background:#2a4365}td.st-pending{background:#2d3748}td.st-unknown{background:#744210}
+td.ed-approved{color:#9ae6b4}td.ed-sent{color:#90cdf4}td.ed-created{color:#f6e05e}
+th small,td small,p.sub{color:#a0aec0}}
+"""
+
+_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Firma", "Company"),
+    ("Şube", "Branch"),
+    ("Dönem", "Period"),
+    ("e-Defter statüsü", "e-Defter status (from the folder)"),
+    ("Yedekleme durumu", "Backup status (from the integrator)"),
+    ("Mesaj", "Message / reason"),
+    ("Saklama bitiş tarihi", "Retention end date"),
+)
+
+
+def _edefter_words(row: PageRow) -> tuple[str, str]:
+    if row.edefter_status is not None:
+        return row.edefter_status.value, row.edefter_status.english
+    return (INCOMPLETE, INCOMPLETE_EN) if row.files else (NO_FILES, NO_FILES_EN)
+
+
+def _render_row(row: PageRow) -> str:
+    ed_tr, ed_en = _edefter_words(row)
+    if row.missing:
+        ed_en = f"{ed_en}; missing: {', '.join(row.missing)}"
+    bk_tr = row.backup_status.value if row.backup_status else NOT_QUERIED
+    bk_en = row.backup_status.english if row.backup_status else NOT_QUERIED_EN
+    retention = row.retention_until.strftime("%d.%m.%Y") if row.retention_until else "—"
+    row_cls = "row-failed" if row.backup_status is BackupStatus.YEDEKLENEMEDI else ""
+    cells = [
+        _cell(row.company_name, f"{row.taxpayer_id} ({row.company_id})"),
+        _cell(_branch_text(row), "branch (işyeri)" if row.branch else "whole company (firma bazında)"),
+        _cell(row.month.label_tr, str(row.month)),
+        _cell(ed_tr, ed_en, edefter_class(row.edefter_status)),
+        _cell(bk_tr, bk_en, backup_class(row.backup_status)),
+        _cell(row.message_tr or "—", row.message_en or "", "msg"),
+        _cell(retention, row.retention_until.isoformat() if row.retention_until else "unknown"),
+    ]
+    return (
+        f'<tr class="{row_cls}" data-dag-id="{_e(row.dag_id)}" data-month="{_e(row.month)}">' + "".join(cells) + "</tr>"
+    )
+
+
+def render_page(
+    rows: Sequence[PageRow],
+    *,
+    user: str = "",
+    generated_at: dt.datetime | None = None,
+    error: str | None = None,
+    json_href: str = "api/rows",
+) -> str:
+    """The whole HTML document. Every dynamic text goes through html.escape."""
+    generated_at = generated_at or dt.datetime.now(dt.UTC)
+    head = "".join(f'<th title="{_e(en)}">{_e(tr)}<small>{_e(en)}</small></th>' for tr, en in _HEADERS)
+    if rows:
+        body = "\n".join(_render_row(r) for r in rows)
+    else:
+        body = (
+            f'<tr><td colspan="{len(_HEADERS)}">Gösterilecek firma yok '
+            "<small>no configured company/branch you may read</small></td></tr>"
+        )
+    legend = "".join(
+        f'<span class="{backup_class(s)}" title="{_e(s.english)}">{_e(s.value)}</span>' for s in BackupStatus
+    ) + f'<span class="st-unknown" title="{_e(NOT_QUERIED_EN)}">{_e(NOT_QUERIED)}</span>'
+    error_html = f'<p class="err" role="alert">{_e(error)}</p>' if error else ""
+    return (
+        "<!doctype html>\n"
+        '<html lang="tr"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>e-Defter Saklama</title>"
+        f"<style>{_CSS}</style></head><body>"
+        '<h1>e-Defter Saklama <small style="font-size:.7em;color:#718096">e-Defter archive status</small></h1>'
+        f'<p class="sub">Oluşturulma: {_e(generated_at.strftime("%d.%m.%Y %H:%M:%S UTC"))}'
+        f" · Kullanıcı: {_e(user or '-')}"
+        f' · <a href="{_e(json_href)}">JSON</a></p>'
+        f'<p class="legend">{legend}</p>'
+        f"{error_html}"
+        f'<table id="edefter-saklama"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>'
+        "</body></html>"
+    )
+
+
+def render_message_page(title_tr: str, text_tr: str, text_en: str, link: str | None = None) -> str:
+    link_html = f'<p><a href="{_e(link)}">Oturum aç / Log in</a></p>' if link else ""
+    return (
+        '<!doctype html>\n<html lang="tr"><head><meta charset="utf-8"><title>e-Defter Saklama</title>'
+        f"<style>{_CSS}</style></head><body><h1>{_e(title_tr)}</h1>"
+        f'<p class="err">{_e(text_tr)}<small>{_e(text_en)}</small></p>{link_html}</body></html>'
+    )
+
+
+# -- auth ---------------------------------------------------------------------------------------------
+
+
+async def page_access(request: Request) -> Access:
+    """Resolve the Airflow user (bearer token, else the UI's `_token` cookie) and their DAG rights.
+
+    Raises 401 without a valid token. Loaded lazily: Airflow's security module pulls in the ORM.
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    credentials = await bearer_scheme(request)
+    user = await get_user(request, None, credentials)
+    manager = get_auth_manager()
+
+    def can_read(dag_id: str) -> bool:
+        return bool(manager.is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user))
+
+    return Access(user=str(user.get_name()), can_read=can_read)
+
+
+# -- the app ------------------------------------------------------------------------------------------
+
+
+RowSource = Callable[[Access, int, "str | None"], list[PageRow]]
+
+
+def _default_rows(access: Access, months: int, company: str | None) -> list[PageRow]:
+    from include.pipeline.config import load_config
+
+    config = load_config()
+
+    def include_unit(unit: BackupUnit) -> bool:
+        return (company is None or unit.company_id == company) and access.can_read(unit.dag_id)
+
+    return collect_rows(config, months=months, include_unit=include_unit)
+
+
+def _login_url(request: Request) -> str:
+    page = f"{request.scope.get('root_path', '')}/"
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        base = get_auth_manager().get_url_login()
+    except Exception:  # no auth manager configured: fall back to Airflow's default route
+        base = "/auth/login"
+    sep = "&" if "?" in base else "?"
+    from urllib.parse import quote
+
+    return f"{base}{sep}next={quote(page, safe='/')}"
+
+
+def create_app(row_source: RowSource | None = None) -> FastAPI:
+    """The sub-app; ``row_source`` is for tests (default: companies config + integrator)."""
+    source: RowSource = row_source or _default_rows
+    app = FastAPI(
+        title="e-Defter Saklama",
+        description="e-Defter backup status per company/branch and month (Airflow plugin).",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    def rows_or_error(access: Access, months: int, company: str | None) -> tuple[list[PageRow], str | None]:
+        try:
+            return source(access, months, company), None
+        except Exception as exc:  # e.g. a broken companies.yaml: say so on the page
+            log.exception("e-Defter Saklama: rows could not be built")
+            return [], redact(f"Durum tablosu oluşturulamadı / status table failed: {exc}")
+
+    months_q = Query(DEFAULT_MONTHS, ge=1, le=MAX_MONTHS, description="months per company/branch")
+    company_q = Query(None, max_length=100, description="company id filter")
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(
+        request: Request,
+        access: Access = Depends(page_access),  # noqa: B008 - FastAPI idiom
+        months: int = months_q,
+        company: str | None = company_q,
+    ) -> HTMLResponse:
+        rows, error = rows_or_error(access, months, company)
+        return HTMLResponse(
+            render_page(rows, user=access.user, error=error),
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        )
+
+    @app.get("/api/rows")
+    def rows_json(
+        access: Access = Depends(page_access),  # noqa: B008 - FastAPI idiom
+        months: int = months_q,
+        company: str | None = company_q,
+    ) -> JSONResponse:
+        rows, error = rows_or_error(access, months, company)
+        payload = {
+            "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "user": access.user,
+            "error": error,
+            "rows": [row_to_json(r) for r in rows],
+        }
+        return JSONResponse(payload, status_code=500 if error else 200, headers={"Cache-Control": "no-store"})
+
+    @app.exception_handler(HTTPException)
+    async def auth_errors(request: Request, exc: HTTPException) -> Response:
+        # The browser (HTML page in the UI iframe) gets a readable page with a login link;
+        # API callers get FastAPI's usual JSON.
+        wants_html = not request.url.path.rstrip("/").endswith("/api/rows") and "text/html" in request.headers.get(
+            "accept", ""
+        )
+        if wants_html and exc.status_code in (401, 403):
+            text_tr = "Bu sayfayı görmek için Airflow'a giriş yapın." if exc.status_code == 401 else "Yetkiniz yok."
+            text_en = "Log in to Airflow to see this page." if exc.status_code == 401 else "Not authorized."
+            return HTMLResponse(
+                render_message_page("e-Defter Saklama", text_tr, text_en, _login_url(request)),
+                status_code=exc.status_code,
+            )
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    return app
