@@ -422,7 +422,7 @@ class ProcessGroup:
     """Processes started by the demo, stopped in reverse start order, each children-first."""
 
     processes: list[ManagedProcess] = field(default_factory=list)
-    stop_timeout: float = 20.0
+    stop_timeout: float = 30.0
 
     def start(
         self, name: str, argv: Sequence[str], *, env: Mapping[str, str], log_path: Path, cwd: Path
@@ -1031,75 +1031,61 @@ def wait_until_settled(
         time.sleep(3)
 
 
-def integrator_month(stack: Stack, company: DemoCompany, branch: str | None, month: Period) -> dict[str, Any]:
-    import requests
-
-    user, password = stack.credentials[company.conn_id(branch)]
-    response = requests.get(
-        f"http://127.0.0.1:{stack.integrator_port}/v1/months/{company.taxpayer_id}/{month.yyyymm}",
-        params={"branch": branch} if branch else None,
-        auth=(user, password),
-        timeout=30,
+def failure_reason(paths: Paths, run: RunState) -> str:
+    """The reason a run failed, from its task logs: the message of the exception that failed a task
+    (the pipeline raises "Yedeklenemedi: ..." with the problems, one per line)."""
+    run_dir = paths.airflow_home / "logs" / f"dag_id={run.dag_id}" / f"run_id={run.run_id}"
+    logs = (
+        sorted(run_dir.glob("task_id=*/attempt=*.log"), key=lambda p: p.stat().st_mtime)
+        if run_dir.is_dir()
+        else []
     )
-    response.raise_for_status()
-    return dict(response.json())
-
-
-def evidence_of(
-    paths: Paths, company: DemoCompany, branch: str | None, month: Period
-) -> dict[str, Any] | None:
-    path = paths.evidence / company.taxpayer_id / (branch or "") / f"{month.year:04d}-{month.month:02d}.json"
-    with contextlib.suppress(OSError, ValueError):
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    return None
-
-
-def folder_status(folder: Path, taxpayer_id: str, branch: str | None, month: Period) -> str:
-    """e-Defter statüsü of one month from the names in the folder."""
-    from include.edefter.naming import try_parse_name
-
-    codes: set[str] = set()
-    for path in folder.rglob("*"):
-        name = try_parse_name(path.name)
-        if name and name.taxpayer_id == taxpayer_id and name.branch == branch and name.period == month:
-            codes.add(name.code)
-    if {"GIB-YB", "GIB-KB"} <= codes:
-        return EDefterStatus.ONAYLI_BERAT_INDIRILDI.value
-    if {"YB", "KB"} <= codes:
-        return EDefterStatus.GIBE_GONDERILDI.value
-    return EDefterStatus.DOSYA_OLUSTURULDU.value
+    for log in reversed(logs):
+        with contextlib.suppress(OSError):
+            for line in reversed(log.read_text(encoding="utf-8", errors="replace").splitlines()):
+                if '"Task failed with exception"' not in line:
+                    continue
+                with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+                    detail = json.loads(line)["error_detail"][0]
+                    lines = [x.strip() for x in str(detail["exc_value"]).splitlines() if x.strip()]
+                    # The verdict line plus the first problem (file and rule) is what a reader needs.
+                    return " ".join(lines[:2])
+    return f"DAG run {run.run_id} failed; see its task logs in the Airflow UI"
 
 
 def status_rows(stack: Stack, states: Mapping[tuple[str, str | None, Period], RunState]) -> list[StatusRow]:
-    """One row per company/branch and month: e-Defter statüsü from the folder, Yedekleme durumu from
-    the integrator's status query; a run that failed before anything reached the integrator (a local
-    verification verdict) is Yedeklenemedi with the pipeline's reason from the evidence file."""
-    rows: list[StatusRow] = []
-    for company in stack.scenario.companies:
-        folder = stack.paths.edefter / company.id
-        for branch in company.units():
-            for month in stack.scenario.months:
-                remote = integrator_month(stack, company, branch, month)
-                backup, message = str(remote.get("status")), str(remote.get("message_tr") or "")
-                run = states.get((company.taxpayer_id, branch, month))
-                if run is not None and run.state == "failed" and backup != BackupStatus.YEDEKLENEMEDI.value:
-                    evidence = evidence_of(stack.paths, company, branch, month) or {}
-                    backup = BackupStatus.YEDEKLENEMEDI.value
-                    message = str(evidence.get("message") or f"DAG run {run.run_id} failed; see the task log")
-                elif run is not None and run.state == "running" and backup == BackupStatus.GONDERILMEDI.value:
-                    message = "Onaylı beratlar bekleniyor (waiting for GİB-approved berats)"
-                rows.append(
-                    StatusRow(
-                        company.name,
-                        branch,
-                        month,
-                        folder_status(folder, company.taxpayer_id, branch, month),
-                        backup,
-                        message,
-                        company.taxpayer_id,
-                    )
-                )
-    return rows
+    """One row per company/branch and month (include.pipeline.status.month_rows: e-Defter statüsü from
+    the folder, Yedekleme durumu from the integrator's status query). A run that failed before anything
+    reached the integrator (a local verification verdict) is Yedeklenemedi with the pipeline's reason."""
+    from include.integrator.client import IntegratorClient
+    from include.pipeline.config import load_config
+    from include.pipeline.status import client_lookup, month_rows
+
+    config = load_config(stack.paths.companies_file)
+    base_url = f"http://127.0.0.1:{stack.integrator_port}"
+    clients = {
+        conn_id: IntegratorClient(base_url, user, password, retries=2)
+        for conn_id, (user, password) in stack.credentials.items()
+    }
+    try:
+        rows = month_rows(config, client_lookup(clients), months=stack.scenario.months)
+    finally:
+        for client in clients.values():
+            client.close()
+    out: list[StatusRow] = []
+    for row in rows:
+        backup, message = row.backup_status, row.message
+        run = states.get(row.key())
+        if run is not None and run.state == "failed" and backup != BackupStatus.YEDEKLENEMEDI.value:
+            backup, message = BackupStatus.YEDEKLENEMEDI.value, failure_reason(stack.paths, run)
+        elif run is not None and run.state == "running" and backup == BackupStatus.GONDERILMEDI.value:
+            message = message or "Onaylı beratlar bekleniyor (waiting for GİB-approved berats)"
+        out.append(
+            StatusRow(
+                row.company, row.branch, row.month, row.edefter_status, backup, message, row.taxpayer_id
+            )
+        )
+    return out
 
 
 def install_signal_handlers() -> None:
