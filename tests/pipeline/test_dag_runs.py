@@ -236,3 +236,59 @@ def test_unreadable_folder_fails_with_a_clear_error(env: Env) -> None:
     result.assert_states(wait_for_approved_berats="failed")
     reason = env.alert_reasons()[-1]
     assert str(folder) in reason and "bulunamadı" in reason and "does not exist" in reason
+
+
+def test_a_run_with_the_airflow_metadata_db_on_postgresql(env: Env, tmp_path) -> None:
+    """Airflow reads its DB URL at import: a fresh process with a fresh PostgreSQL database."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.conftest import require_or_skip
+
+    try:
+        import psycopg2
+
+        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=3)
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server here"
+        require_or_skip(False, f"PostgreSQL on 127.0.0.1:5432 not reachable: {exc}")
+        return
+    admin.autocommit = True
+    db = f"edefter_airflow_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{db}"')
+    try:
+        tax = "1212121212"
+        folder = env.company("postgres", tax)
+        env.month(folder, tax, Period(2025, 9))
+        env.config_path()
+        home = tmp_path / "airflow-pg"
+        home.mkdir()
+        penv = {
+            **os.environ,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}",
+        }
+        migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=penv, capture_output=True,
+                                 text=True, timeout=300)
+        assert migrate.returncode == 0, migrate.stderr[-3000:]
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.pipeline.dagtest_runner", f"edefter_yedekleme_{tax}", "2025-10-01T00:00:00+03:00"],
+            env=penv, capture_output=True, text=True, timeout=300,
+        )
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        assert line is not None, (proc.stdout[-2000:], proc.stderr[-3000:])
+        result = json.loads(line[len("RESULT "):])
+        assert result["db"] == "postgresql"
+        assert result["state"] == "success" and set(result["states"].values()) == {"success"}, result
+        assert evidence(env.tmp, tax, Period(2025, 9))["backup_status"] == "Yedeklendi"
+        with psycopg2.connect(host="127.0.0.1", user="postgres", dbname=db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM task_instance WHERE dag_id = %s AND state = 'success'",
+                        (f"edefter_yedekleme_{tax}",))
+            assert cur.fetchone()[0] == 6  # the run really lives in PostgreSQL
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        admin.close()
