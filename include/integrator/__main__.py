@@ -64,6 +64,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
         max_upload_bytes=a.max_upload_mb * _MIB if a.max_upload_mb else None,
         max_uncompressed_bytes=a.max_uncompressed_mb * _MIB if a.max_uncompressed_mb else None,
         max_ratio=a.max_ratio,
+        header_check_over_bytes=a.header_check_over_mb * _MIB if a.header_check_over_mb is not None else None,
         tls_cert=Path(a.tls_cert) if a.tls_cert else None,
         tls_key=Path(a.tls_key) if a.tls_key else None,
         extra_file_checks=a.extra_file_checks,
@@ -145,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--max-upload-mb", type=int, default=None)
     sp.add_argument("--max-uncompressed-mb", type=int, default=None)
     sp.add_argument("--max-ratio", type=int, default=None)
+    sp.add_argument(
+        "--header-check-over-mb",
+        type=int,
+        default=None,
+        help="ledgers above this size are name-checked from the header at upload (default 8)",
+    )
     sp.add_argument("--tls-cert", default=os.environ.get("INTEGRATOR_TLS_CERT"))
     sp.add_argument("--tls-key", default=os.environ.get("INTEGRATOR_TLS_KEY"))
     sp.add_argument("--extra-file-checks", default=None, help="module:callable plugged into validate_month")

@@ -29,6 +29,8 @@ class Settings:
     max_upload_bytes: int = 512 * _MIB  # one zipped file as sent
     max_uncompressed_bytes: int = 1024 * _MIB  # the XML inside
     max_ratio: int = 200  # uncompressed / compressed, zip-bomb guard
+    # Ledgers above this are name-checked from their header at upload; the full read is the set validation's.
+    header_check_over_bytes: int = 8 * _MIB
     require_approved: bool = True
     # "module:function" called as validate_month(..., extra_file_checks=<it>) — the hook for
     # the cryptographic verifier (include.edefter.verify) once it exists.
@@ -86,6 +88,7 @@ class Settings:
             "max_upload_bytes": int(_env("MAX_UPLOAD_BYTES", str(512 * _MIB)) or 0),
             "max_uncompressed_bytes": int(_env("MAX_UNCOMPRESSED_BYTES", str(1024 * _MIB)) or 0),
             "max_ratio": int(_env("MAX_RATIO", "200") or 200),
+            "header_check_over_bytes": int(_env("HEADER_CHECK_OVER_BYTES", str(8 * _MIB)) or 0),
             "extra_file_checks": _env("EXTRA_FILE_CHECKS"),
             "require_approved": (_env("REQUIRE_APPROVED", "1") != "0"),
         }

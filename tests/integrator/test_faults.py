@@ -103,6 +103,9 @@ def test_storage_write_failure_records_nothing(tmp_path: Path, make_month, reque
 
         failing = True
 
+        def _link_tmp(self, src: Path) -> Path | None:
+            return None if self.failing else super()._link_tmp(src)  # force the copying path
+
         def _copy(self, fin, fout) -> None:  # type: ignore[no-untyped-def]
             if not self.failing:
                 return super()._copy(fin, fout)

@@ -61,3 +61,25 @@ def test_extra_file_checks_hook_decides_the_verdict(request, make_month, tmp_pat
         assert dr.status is BackupStatus.YEDEKLENEMEDI
     finally:
         svc.stop()
+
+
+def test_header_mode_truncated_ledger_fails_the_set(request, make_month, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from include.edefter.sample.breakage import truncate_xml
+
+    backend = make_backend("fs-sqlite", request)
+    svc = ServiceProc(tmp_path / "data", [*SMALL_CAPS, "--header-check-over-mb", "0"], backend.env).start()
+    integ = Integrator(backend, svc)
+    try:
+        tid, user, pw = integ.account()
+        month = make_month(taxpayer_id=tid)
+        truncate_xml(month.path("Y"))
+        zips = zip_month(month, tmp_path / "z")
+        with integ.client(user, pw) as c:
+            manifest = [(zips[k].name, c.upload_file(zips[k], zips[k].name).sha256) for k in ORDER]
+            c.submit_month(tid, None, "201909", manifest)
+            st = c.wait_for_final(tid, None, "201909", timeout=60)
+        assert st.status is BackupStatus.YEDEKLENEMEDI
+        y = next(f for f in st.files if f.name == zips["Y"].name)
+        assert y.status is BackupStatus.YEDEKLENEMEDI and y.problems
+    finally:
+        svc.stop()

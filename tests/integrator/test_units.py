@@ -284,3 +284,57 @@ def test_check_zip_rejects_arbitrary_bytes_with_api_error(tmp_path_factory, data
     with pytest.raises(ApiError) as ei:
         check_zip(p, parse_name("1234567801-201909-Y-000000.zip"), max_uncompressed=1 << 20, max_ratio=50)
     assert 400 <= ei.value.status < 500
+
+
+# ------------------------------------------------------------------------------------------ header-mode upload check
+
+
+@pytest.mark.parametrize("header_only_over", [0, 1 << 30])
+def test_check_zip_both_modes_accept_valid_and_hash_the_xml(approved_month, tmp_path: Path, header_only_over: int) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    from include.edefter.naming import parse_name
+    from include.integrator.ingest import check_zip
+    from tests.integrator.conftest import zip_one
+
+    for code in ("Y", "K", "YB", "GIB-KB", "DR"):
+        xml = approved_month.path(code)
+        z = zip_one(xml, tmp_path / code)
+        res = check_zip(z, parse_name(z.name), max_uncompressed=1 << 26, max_ratio=200, header_only_over=header_only_over)
+        assert res.xml_sha256 == hashlib.sha256(xml.read_bytes()).hexdigest()
+        assert res.xml_size == xml.stat().st_size
+        assert res.fiscal_year_end == dt.date(2019, 12, 31) and res.fiscal_year_end_from_xml
+
+
+@pytest.mark.parametrize("header_only_over", [0, 1 << 30])
+def test_check_zip_both_modes_catch_wrong_taxpayer(make_month, tmp_path: Path, header_only_over: int) -> None:  # type: ignore[no-untyped-def]
+    from include.edefter.naming import parse_name
+    from include.edefter.sample.breakage import wrong_taxpayer_inside
+    from include.integrator.errors import ApiError
+    from include.integrator.ingest import check_zip
+    from tests.integrator.conftest import zip_one
+
+    month = make_month()
+    wrong_taxpayer_inside(month.path("K"))
+    z = zip_one(month.path("K"), tmp_path)
+    with pytest.raises(ApiError) as ei:
+        check_zip(z, parse_name(z.name), max_uncompressed=1 << 26, max_ratio=200, header_only_over=header_only_over)
+    assert ei.value.status == 422 and ei.value.code == "content.name_mismatch"
+
+
+def test_check_zip_truncated_ledger(make_month, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Full mode rejects a truncated ledger at upload; header mode leaves it to the set validation."""
+    from include.edefter.naming import parse_name
+    from include.edefter.sample.breakage import truncate_xml
+    from include.integrator.errors import ApiError
+    from include.integrator.ingest import check_zip
+    from tests.integrator.conftest import zip_one
+
+    month = make_month()
+    truncate_xml(month.path("Y"))
+    z = zip_one(month.path("Y"), tmp_path)
+    with pytest.raises(ApiError) as ei:
+        check_zip(z, parse_name(z.name), max_uncompressed=1 << 26, max_ratio=200, header_only_over=1 << 30)
+    assert ei.value.code.startswith("content.xml.")
+    res = check_zip(z, parse_name(z.name), max_uncompressed=1 << 26, max_ratio=200, header_only_over=0)
+    assert res.xml_size == month.path("Y").stat().st_size

@@ -105,7 +105,13 @@ def _ingest(
             if row.sha256 == sha:
                 return _receipt(row, False), False
             raise _conflict(row, sha)
-        xml = check_zip(spool, name, max_uncompressed=st.max_uncompressed_bytes, max_ratio=st.max_ratio)
+        xml = check_zip(
+            spool,
+            name,
+            max_uncompressed=st.max_uncompressed_bytes,
+            max_ratio=st.max_ratio,
+            header_only_over=st.header_check_over_bytes,
+        )
         until = retention_end(xml.fiscal_year_end, st.retention_years)
         try:
             obj = ctx.storage.put(spool, sha256=sha, size=size, md5_b64=md5_b64, retain_until=until)
