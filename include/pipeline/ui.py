@@ -295,9 +295,19 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+MAX_SHOWN_MESSAGE = 240
+
+
+def _short(text: str, limit: int = MAX_SHOWN_MESSAGE) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _cell(tr: str, en: str, css: str = "") -> str:
+    # Long texts (an integrator error) are cut in the cell; the tooltip keeps the full text.
     cls = f' class="{_e(css)}"' if css else ""
-    return f'<td{cls} title="{_e(en)}">{_e(tr)}<small>{_e(en)}</small></td>'
+    full = f"{tr}\n{en}" if len(tr) > MAX_SHOWN_MESSAGE or len(en) > MAX_SHOWN_MESSAGE else en
+    return f'<td{cls} title="{_e(full)}">{_e(_short(tr))}<small>{_e(_short(en))}</small></td>'
 
 
 def _branch_text(row: PageRow) -> str:
@@ -338,15 +348,17 @@ table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{border:1px solid #e2e8f0;padding:6px 8px;text-align:left;vertical-align:top}
 th{background:#f7fafc;position:sticky;top:0}
 th small,td small{display:block;color:#718096;font-size:.72rem;font-weight:normal}
-td.st-ok{background:#c6f6d5}td.st-failed{background:#fed7d7}td.st-processing{background:#bee3f8}
-td.st-pending{background:#edf2f7}td.st-unknown{background:#feebc8}
+td.st-ok,span.st-ok{background:#c6f6d5}td.st-failed,span.st-failed{background:#fed7d7}
+td.st-processing,span.st-processing{background:#bee3f8}td.st-pending,span.st-pending{background:#edf2f7}
+td.st-unknown,span.st-unknown{background:#feebc8}
 td.ed-approved{color:#22543d}td.ed-sent{color:#2c5282}td.ed-created{color:#744210}td.ed-none{color:#a0aec0}
 tr.row-failed td.msg{color:#9b2c2c;font-weight:600}
 .legend span{display:inline-block;padding:2px 6px;margin-right:6px;border-radius:3px;font-size:.78rem}
 .err{background:#fed7d7;padding:8px;border-radius:4px}
 @media (prefers-color-scheme: dark){body{background:#1a202c;color:#e2e8f0}th{background:#2d3748}
-th,td{border-color:#4a5568}td.st-ok{background:#22543d}td.st-failed{background:#742a2a}
-td.st-processing{background:#2a4365}td.st-pending{background:#2d3748}td.st-unknown{background:#744210}
+th,td{border-color:#4a5568}.st-ok{background:#22543d!important}.st-failed{background:#742a2a!important}
+.st-processing{background:#2a4365!important}.st-pending{background:#2d3748!important}
+.st-unknown{background:#744210!important}
 td.ed-approved{color:#9ae6b4}td.ed-sent{color:#90cdf4}td.ed-created{color:#f6e05e}
 th small,td small,p.sub{color:#a0aec0}}
 """

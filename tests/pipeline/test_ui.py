@@ -221,3 +221,11 @@ def test_app_without_token_is_401() -> None:
     assert res.status_code == 401
     page = client.get("/", headers={"accept": "text/html"})
     assert page.status_code == 401 and "giriş yapın" in page.text and "/auth/login" in page.text
+
+
+def test_long_messages_are_cut_in_the_cell_but_kept_in_the_tooltip() -> None:
+    long = "Entegratör sorgulanamadı: " + "x" * 600 + " SON"
+    (row,) = rows_of(render_page([make_row(backup_status=None, message_tr=long, message_en="query failed")]))
+    cell = re.search(r'<td class="msg" title="([^"]*)">(.*?)</td>', row, flags=re.S)
+    assert cell is not None
+    assert "SON" in cell.group(1) and "SON" not in cell.group(2) and "…" in cell.group(2)
