@@ -60,9 +60,11 @@ DEFAULT_FLUSH_TAGS: tuple[str, ...] = (ENTRY_HEADER, ENTRY_DETAIL)
 # A ledger (K) holds one entryHeader per account, which may carry tens of
 # thousands of lines: past this many complete lines we write them one by one.
 _DETAIL_BATCH = 256
+_HEADER_BATCH = 32
 
 _FIRST_TAG = re.compile(rb'<([^\s>]+)((?: [^\s=]+="[^"]*")*)>')
 _ATTR = re.compile(rb' ([^\s=]+)="([^"]*)"')
+_DECL = re.compile(rb' xmlns(?::([^\s="]+))?="([^"]*)"')
 
 
 def escape_text(s: str) -> bytes:
@@ -88,7 +90,6 @@ class StreamResult:
     root_tag: str | None = None
     root_signature_values: list[str] = field(default_factory=list)  # berat's copied ds:SignatureValue
     complex_namespaces: bool = False
-    bytes_written: int = 0
 
 
 @dataclass
@@ -107,6 +108,9 @@ class _Emitter:
         self.sig: Any = None
         self.sig_seen = False
         self.content_after_signature = False
+        # A namespace was declared since the last flush: the subtrees written next may
+        # declare namespaces themselves, so the exclusive-C14N shortcut is not used.
+        self.ns_dirty = True
         self._tag_cache: dict[tuple[bytes, int, bool], tuple[bytes, dict[bytes, bytes], dict[bytes, bytes]]] = {}
 
     # -- C14N pieces -------------------------------------------------------
@@ -162,6 +166,11 @@ class _Emitter:
     def _write_element(self, el: Any, ctx: dict[bytes, bytes]) -> None:
         if el is self.sig:
             return
+        if not self.exclusive and not self.ns_dirty:
+            fast = self._inclusive_via_exclusive(el, ctx)
+            if fast is not None:
+                self.write(fast)
+                return
         raw = self._c14n(el, ctx)
         tag, end, _ = self._fix_first_tag(raw, el, ctx)
         if raw.find(b" xmlns", end) != -1:
@@ -172,6 +181,39 @@ class _Emitter:
             return
         self.write(tag)
         self.write(memoryview(raw)[end:])
+
+    def _inclusive_via_exclusive(self, el: Any, ctx: dict[bytes, bytes]) -> bytes | None:
+        """Inclusive in-document C14N of a subtree that declares no namespace itself.
+
+        Inside the document such a subtree renders no namespace declaration at all
+        (every namespace in scope was rendered by a written ancestor), so its inclusive
+        C14N equals libxml2's exclusive C14N with the declarations removed - and
+        exclusive C14N is about twice as fast, since inclusive C14N walks every
+        namespace in scope (eleven in e-Defter) at every element. Each removed
+        declaration is checked to sit inside a start tag and to match what the
+        ancestors rendered; anything else returns None (the general path is used).
+        """
+        raw = etree.tostring(el, method="c14n", exclusive=True, with_comments=False)
+        i = raw.find(b" xmlns")
+        if i < 0:
+            return raw
+        pieces: list[bytes] = []
+        last = 0
+        while i >= 0:
+            j = raw.rfind(b"<", last, i)
+            if j < 0:
+                return None
+            outside = raw[j:i].split(b'"')
+            if len(outside) % 2 == 0 or any(b">" in part for part in outside[0::2]):
+                return None  # not between the attributes of a start tag
+            m = _DECL.match(raw, i)
+            if m is None or ctx.get(m.group(1) or b"") != m.group(2):
+                return None
+            pieces.append(raw[last:i])
+            last = m.end()
+            i = raw.find(b" xmlns", last)
+        pieces.append(raw[last:])
+        return b"".join(pieces)
 
     def _c14n_wrapped(self, el: Any, ctx: dict[bytes, bytes]) -> bytes:
         """C14N of ``el`` in its context via whole-document C14N of a small stand-in document.
@@ -260,6 +302,7 @@ class _Emitter:
             i += 1
         if i < len(self.opened) and self.opened[i].elem is el:
             self._close_to(i)
+            self.ns_dirty = False
             return
         self._close_to(i)
         for a in path[i:]:
@@ -273,6 +316,7 @@ class _Emitter:
         if el is not self.sig:
             el.clear(keep_tail=True)
         op.pending = el
+        self.ns_dirty = False
 
     def finish(self, root: Any) -> None:
         if not self.opened or self.opened[0].elem is not root:
@@ -316,13 +360,7 @@ def stream_enveloped_c14n(
     """
     flush_set = set(flush_tags)
     result = StreamResult()
-    counted = [0]
-
-    def counting_write(b: bytes | memoryview) -> None:
-        counted[0] += len(b)
-        write(b)
-
-    em = _Emitter(counting_write, exclusive, inclusive_prefixes)
+    em = _Emitter(write, exclusive, inclusive_prefixes)
     seen_ns: dict[str, str] = {}
     seen_uri: dict[str, str] = {}
     tags = [*flush_set, SIG_TAG, SV_TAG]
@@ -331,9 +369,11 @@ def stream_enveloped_c14n(
         load_dtd=False, huge_tree=True, remove_comments=False,
     )
     details_pending = 0
+    headers_pending = 0
     for ev, el in it:
         if ev == "start-ns":
             prefix, uri = el
+            em.ns_dirty = True
             if seen_ns.setdefault(prefix, uri) != uri or seen_uri.setdefault(uri, prefix) != prefix:
                 result.complex_namespaces = True
             if exclusive and prefix == "" and uri:
@@ -368,6 +408,12 @@ def stream_enveloped_c14n(
             continue
         if tag == ENTRY_HEADER:
             details_pending = 0
+            headers_pending += 1
+            # Complete headers wait in the tree and are written together: the bookkeeping
+            # per flush (ancestor walk, opened-stack compare) is paid once per batch.
+            if headers_pending < _HEADER_BATCH and not (em.opened and em.opened[-1].elem is el):
+                continue
+            headers_pending = 0
         em.flush(el, path)
     root = it.root
     if root is None:  # pragma: no cover - iterparse raises first
@@ -375,7 +421,6 @@ def stream_enveloped_c14n(
     result.root_tag = root.tag
     em.finish(root)
     result.content_after_signature = em.content_after_signature
-    result.bytes_written = counted[0]
     return result
 
 

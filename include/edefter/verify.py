@@ -454,8 +454,16 @@ def _lenient_public_key(der: bytes) -> Any:
     """
     from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-    _, cert_v, _ = _der_tlv(der, 0)
-    _, pos, tbs_end = _der_tlv(der, cert_v)
+    tag, cert_v, cert_end = _der_tlv(der, 0)
+    if tag != 0x30 or cert_end != len(der):
+        raise ValueError("not one DER SEQUENCE")
+    tag, pos, tbs_end = _der_tlv(der, cert_v)
+    if tag != 0x30:
+        raise ValueError("tbsCertificate is not a SEQUENCE")
+    _, _, alg_end = _der_tlv(der, tbs_end)
+    tag, _, sig_end = _der_tlv(der, alg_end)
+    if tag != 0x03 or sig_end != cert_end:
+        raise ValueError("certificate is not tbsCertificate, signatureAlgorithm, signatureValue")
     tag, _, end = _der_tlv(der, pos)
     if tag == 0xA0:  # [0] version
         pos = end

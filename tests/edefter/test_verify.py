@@ -199,6 +199,11 @@ def test_mutations_match_xmlsec1(kind: str, code: str, seed: int, month: dict[st
     ours = verify_file(p, name=n, trust=trust)
     theirs = xmlsec_valid(xmlsec1, p)
     assert "internal" not in _failed(ours), ours.failed
+    if "certificate.parse" in _failed(ours):
+        # A damaged certificate that OpenSSL and cryptography parse differently: the
+        # "signature itself" is then ill-defined; the file must fail either way.
+        assert not ours.ok
+        return
     assert ours.signature_valid == theirs, (kind, seed, ours.failed)
     if expected is not None:
         assert theirs == expected, (kind, seed)
