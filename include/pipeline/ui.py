@@ -1,8 +1,9 @@
 """The "e-Defter Saklama" page: a FastAPI sub-app the AirflowPlugin mounts on the api-server.
 
-One row per configured company/branch x month: e-Defter statüsü from the folder (names only,
-read-only), Yedekleme durumu, message and retention end from the integrator's status query
-(through the unit's Airflow Connection). Served as HTML (shown in the Airflow UI through an
+One row per configured company/branch x month, from the shared status table
+(include.pipeline.status.month_rows: e-Defter statüsü from the folder, names only, read-only;
+Yedekleme durumu from the integrator through the unit's Airflow Connection), enriched with the
+retention end and English message of the integrator's month status. Served as HTML (shown in the Airflow UI through an
 external view) and as JSON.
 
 Auth: every endpoint requires an Airflow user (the `_token` cookie the Airflow UI sets, or a
@@ -16,12 +17,12 @@ modules; Airflow's security module, discovery and the integrator client load per
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,6 @@ __all__ = [
     "NOT_QUERIED",
     "Access",
     "PageRow",
-    "UnitOutcome",
     "backup_class",
     "collect_rows",
     "create_app",
@@ -64,7 +64,6 @@ DEFAULT_MONTHS = 24
 MAX_MONTHS = 120
 # A page must answer while the integrator is down: short timeouts, no client retries.
 QUERY_TIMEOUT_SECONDS = 10.0
-QUERY_WORKERS = 4
 
 
 # -- values -----------------------------------------------------------------------------------------
@@ -96,16 +95,6 @@ class Access:
 
     user: str
     can_read: Callable[[str], bool] = field(compare=False)
-
-
-@dataclass(frozen=True)
-class UnitOutcome:
-    """What the integrator said about one unit: month -> status, or why it could not say."""
-
-    statuses: dict[Period, Any] = field(default_factory=dict)  # Period -> client.MonthStatus
-    archived_months: frozenset[Period] = frozenset()
-    error_tr: str | None = None
-    error_en: str | None = None
 
 
 # -- secrets never reach the page ---------------------------------------------------------------------
@@ -142,49 +131,56 @@ def _default_client(unit: BackupUnit) -> Any:
     )
 
 
-def _folder_months(unit: BackupUnit, disc: Any) -> dict[Period, Any]:
-    """month -> LedgerSet of this unit found in the (already discovered) folder."""
-    out: dict[Period, Any] = {}
-    for ledger_set in getattr(disc, "sets", ()):
-        key = ledger_set.key
-        if key.taxpayer_id == unit.taxpayer_id and key.branch == unit.branch:
-            out[key.period] = ledger_set
-    return out
+class _PageLookup:
+    """The ``integrator_lookup`` handed to status.month_rows.
 
+    One page-friendly client per unit (short timeout, no retries, closed afterwards) instead of
+    one per month; it keeps each full MonthStatus (retention end, English message) that
+    StatusRow does not carry, and the redacted reason when the integrator could not be asked.
+    """
 
-def _query_unit(unit: BackupUnit, months: Iterable[Period], client_factory: ClientFactory) -> UnitOutcome:
-    months = list(months)
-    try:
-        client = client_factory(unit)
-    except Exception as exc:  # a missing Connection is an operator problem shown on the page
-        return UnitOutcome(
-            error_tr=redact(f"Entegratör bağlantısı ({unit.integrator_conn_id}) kurulamadı: {exc}"),
-            error_en=redact(f"cannot build the integrator client for connection {unit.integrator_conn_id}: {exc}"),
-        )
-    statuses: dict[Period, Any] = {}
-    archived: set[Period] = set()
-    try:
+    def __init__(self, factory: ClientFactory) -> None:
+        self.factory = factory
+        self.clients: dict[str, Any] = {}
+        self.failed: dict[str, tuple[str, str]] = {}
+        self.statuses: dict[tuple[str, Period], Any] = {}
+
+    def __call__(self, unit: BackupUnit, period: Period) -> Any:
+        if unit.dag_id in self.failed:
+            # Known dead for this page load: fail fast instead of one timeout per month.
+            raise RuntimeError(self.failed[unit.dag_id][1])
         try:
-            for info in client.list_files(unit.taxpayer_id, unit.branch):
-                archived.add(info.period)
-            for month in sorted(set(months) | archived):
-                statuses[month] = client.month_status(unit.taxpayer_id, unit.branch, month)
-        finally:
+            client = self.clients.get(unit.dag_id)
+            if client is None:
+                try:
+                    client = self.clients[unit.dag_id] = self.factory(unit)
+                except Exception as exc:
+                    raise _ConnectionProblem(unit, exc) from exc
+            status = client.month_status(unit.taxpayer_id, unit.branch, period)
+        except _ConnectionProblem as exc:
+            self.failed[unit.dag_id] = (exc.message_tr, exc.message_en)
+            raise
+        except Exception as exc:  # unreachable, 5xx, wrong password: reason shown, no state guessed
+            self.failed[unit.dag_id] = (
+                redact(f"Entegratör sorgulanamadı: {exc}"),
+                redact(f"integrator query failed: {exc}"),
+            )
+            raise
+        self.statuses[(unit.dag_id, period)] = status
+        return status
+
+    def close(self) -> None:
+        for client in self.clients.values():
             close = getattr(client, "close", None)
             if close is not None:
                 close()
-    except Exception as exc:  # unreachable, 5xx, wrong password: show why, never guess a state
-        return UnitOutcome(
-            statuses=statuses,
-            archived_months=frozenset(archived),
-            error_tr=redact(f"Entegratör sorgulanamadı: {exc}"),
-            error_en=redact(f"integrator query failed: {exc}"),
-        )
-    return UnitOutcome(statuses=statuses, archived_months=frozenset(archived))
 
 
-def _last_complete_month(today: dt.date) -> Period:
-    return Period(today.year, today.month).previous()
+class _ConnectionProblem(Exception):
+    def __init__(self, unit: BackupUnit, exc: Exception) -> None:
+        self.message_tr = redact(f"Entegratör bağlantısı ({unit.integrator_conn_id}) kurulamadı: {exc}")
+        self.message_en = redact(f"cannot build the integrator client for connection {unit.integrator_conn_id}: {exc}")
+        super().__init__(self.message_en)
 
 
 def collect_rows(
@@ -193,62 +189,56 @@ def collect_rows(
     months: int = DEFAULT_MONTHS,
     client_factory: ClientFactory | None = None,
     include_unit: Callable[[BackupUnit], bool] | None = None,
-    today: dt.date | None = None,
 ) -> list[PageRow]:
-    """Rows for every unit the caller may see, newest month first, at most ``months`` per unit.
+    """Page rows from ``include.pipeline.status.month_rows`` (the shared status table), wrapped.
 
-    Months shown: those with files in the unit's folder, those the integrator has archived, and
-    the last completed month (so a month whose files never appeared is visible), never before
-    the unit's start_month. Each folder is discovered once (names only); the integrator is asked
-    once per unit for its list and once per month for the status, units in parallel.
+    Only units ``include_unit`` accepts are scanned or queried (the auth filter). Months are
+    month_rows' choice (every month of the unit found in its folder from start_month on); the
+    page shows the newest ``months`` per unit, newest first.
     """
-    from include.edefter.discovery import discover
+    from include.pipeline.status import month_rows
 
-    factory = client_factory or _default_client
-    today = today or dt.date.today()
-    units = [u for u in config.units if include_unit is None or include_unit(u)]
-    discoveries: dict[str, Any] = {}
-    local: dict[str, dict[Period, Any]] = {}
-    for unit in units:
-        key = str(unit.folder)
-        if key not in discoveries:
-            discoveries[key] = discover(unit.folder)
-        local[unit.dag_id] = _folder_months(unit, discoveries[key])
-
-    wanted: dict[str, list[Period]] = {}
-    for unit in units:
-        candidates = set(local[unit.dag_id]) | {_last_complete_month(today)}
-        candidates = {m for m in candidates if m >= unit.start_month}
-        wanted[unit.dag_id] = sorted(candidates, reverse=True)[:months]
-
-    with ThreadPoolExecutor(max_workers=QUERY_WORKERS) as pool:
-        outcomes = dict(
-            zip(
-                [u.dag_id for u in units],
-                pool.map(lambda u: _query_unit(u, wanted[u.dag_id], factory), units),
-                strict=True,
-            )
-        )
-
+    units = tuple(u for u in config.units if include_unit is None or include_unit(u))
+    by_key = {(u.taxpayer_id, u.branch): u for u in units}
+    lookup = _PageLookup(client_factory or _default_client)
+    try:
+        table = month_rows(dataclasses.replace(config, units=units), lookup)
+    finally:
+        lookup.close()
+    per_unit: dict[str, list[PageRow]] = {u.dag_id: [] for u in units}
+    for status_row in table:
+        unit = by_key[(status_row.taxpayer_id, status_row.branch)]
+        per_unit[unit.dag_id].append(_page_row(unit, status_row, lookup))
     rows: list[PageRow] = []
     for unit in units:
-        outcome = outcomes[unit.dag_id]
-        shown = set(wanted[unit.dag_id]) | {m for m in outcome.archived_months if m >= unit.start_month}
-        for month in sorted(shown, reverse=True)[:months]:
-            rows.append(_row(unit, month, local[unit.dag_id].get(month), outcome))
+        rows.extend(sorted(per_unit[unit.dag_id], key=lambda r: r.month, reverse=True)[:months])
     return rows
 
 
-def _row(unit: BackupUnit, month: Period, ledger_set: Any, outcome: UnitOutcome) -> PageRow:
-    remote = outcome.statuses.get(month)
+def _page_row(unit: BackupUnit, status_row: Any, lookup: _PageLookup) -> PageRow:
+    remote = lookup.statuses.get((unit.dag_id, status_row.month))
+    try:
+        edefter: EDefterStatus | None = EDefterStatus(status_row.edefter_status)
+    except ValueError:  # "-": the month's ledgers are incomplete
+        edefter = None
+    missing: tuple[str, ...] = ()
+    prefix = "eksik / missing: "
+    message_tr, message_en = status_row.message, ""
+    if message_tr.startswith(prefix):
+        missing = tuple(m.strip() for m in message_tr[len(prefix) :].split(",") if m.strip())
+        message_tr = ""
     if remote is not None:
         backup: BackupStatus | None = remote.status
-        message_tr, message_en = remote.message_tr or "", remote.message_en or ""
+        message_tr, message_en = remote.message_tr or message_tr, remote.message_en or ""
         retention = remote.retention_until
     else:
-        backup = None
-        message_tr, message_en = outcome.error_tr or "", outcome.error_en or ""
+        try:
+            backup = BackupStatus(status_row.backup_status)
+        except ValueError:  # "?": the integrator could not be asked
+            backup = None
         retention = None
+        if unit.dag_id in lookup.failed:
+            message_tr, message_en = lookup.failed[unit.dag_id]
     return PageRow(
         company_id=unit.company_id,
         company_name=unit.company_name,
@@ -256,14 +246,15 @@ def _row(unit: BackupUnit, month: Period, ledger_set: Any, outcome: UnitOutcome)
         branch=unit.branch,
         branch_name=unit.branch_name,
         dag_id=unit.dag_id,
-        month=month,
-        edefter_status=ledger_set.status if ledger_set is not None else None,
+        month=status_row.month,
+        edefter_status=edefter,
         backup_status=backup,
         message_tr=message_tr,
         message_en=message_en,
         retention_until=retention,
-        files=len(ledger_set.ordered_files()) if ledger_set is not None else 0,
-        missing=tuple(ledger_set.missing) if ledger_set is not None else (),
+        # month_rows lists only months with files in the folder.
+        files=1,
+        missing=missing,
     )
 
 

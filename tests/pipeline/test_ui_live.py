@@ -108,11 +108,11 @@ def _back_up(config_path: Path, period: Period) -> None:
 def test_collect_rows_from_folder_and_real_integrator(world: World) -> None:
     from include.pipeline.config import load_config
 
-    rows = collect_rows(load_config(world.config_path), today=__import__("datetime").date(2019, 12, 5))
+    rows = collect_rows(load_config(world.config_path))
     got = {(r.dag_id, str(r.month)): r for r in rows}
     ornek = f"edefter_yedekleme_{TAXPAYER}"
     branch = f"edefter_yedekleme_{BRANCH_TAXPAYER}_0001"
-    # Newest month first; the last complete month (Nov) shows even with only ledgers.
+    # Newest month first, every month found in the folder (Nov has only ledgers).
     assert [str(r.month) for r in rows if r.dag_id == ornek] == ["2019-11", "2019-10", "2019-09"]
     sep = got[(ornek, "2019-09")]
     assert sep.edefter_status is EDefterStatus.ONAYLI_BERAT_INDIRILDI and sep.backup_status is BackupStatus.YEDEKLENDI
@@ -122,12 +122,14 @@ def test_collect_rows_from_folder_and_real_integrator(world: World) -> None:
     assert got[(ornek, "2019-11")].edefter_status is EDefterStatus.DOSYA_OLUSTURULDU
     down = got[(branch, "2019-09")]
     assert down.edefter_status is EDefterStatus.ONAYLI_BERAT_INDIRILDI and down.backup_status is None
-    assert "sorgulanamadı" in down.message_tr and PASSWORD not in down.message_tr + down.message_en
+    assert "sorgulanamadı" in down.message_tr and "Connection" in down.message_en
+    assert PASSWORD not in down.message_tr + down.message_en
+    # Newest `months` per unit.
+    assert [str(r.month) for r in collect_rows(load_config(world.config_path), months=1)] == ["2019-11", "2019-09"]
     page = render_page(rows)
     assert PASSWORD not in page and NOT_QUERIED in page
     # include_unit filters whole units (the auth seam): nothing of the branch leaks.
-    only = collect_rows(load_config(world.config_path), include_unit=lambda u: u.branch is None,
-                        today=__import__("datetime").date(2019, 12, 5))
+    only = collect_rows(load_config(world.config_path), include_unit=lambda u: u.branch is None)
     assert {r.dag_id for r in only} == {ornek}
 
 
