@@ -207,7 +207,10 @@ def api_server(world: World) -> Iterator[str]:
     home = world.root / "airflow-home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(world.conn_env)
+    # The company's Connection lives in the metadata DB (as an operator adds it in the UI); the
+    # branch's comes from the environment: the page must read both ways.
+    db_conn = "AIRFLOW_CONN_EDEFTER_UI_ORNEK"
+    env.update({k: v for k, v in world.conn_env.items() if k != db_conn})
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
@@ -221,6 +224,11 @@ def api_server(world: World) -> Iterator[str]:
     (world.root / "no-dags").mkdir()
     migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, text=True)
     assert migrate.returncode == 0, migrate.stderr[-3000:]
+    added = subprocess.run(
+        [sys.executable, "-m", "airflow", "connections", "add", "edefter_ui_ornek", "--conn-uri", world.conn_env[db_conn]],
+        env=env, capture_output=True, text=True,
+    )
+    assert added.returncode == 0, added.stderr[-3000:]
     port = free_port()
     log_path = world.root / "api-server.log"
     proc = subprocess.Popen(
