@@ -53,8 +53,8 @@ def make_sample(directory: Path, size_mb: float | None) -> tuple[Path, Path, Pat
     return journal, certs / "ca.pem", certs / "gib-seal.pem"
 
 
-def _timed(cmd: list[str]) -> tuple[float, float, int, str]:
-    """(wall s, peak RSS MiB, exit code, stdout+stderr tail) of cmd under /usr/bin/time -v."""
+def _timed(cmd: list[str]) -> tuple[float, float, int, str, float]:
+    """(wall s, peak RSS MiB, exit code, stdout+stderr tail, CPU s) of cmd under /usr/bin/time -v."""
     t0 = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=project_env())
     wall = time.perf_counter() - t0
@@ -62,7 +62,8 @@ def _timed(cmd: list[str]) -> tuple[float, float, int, str]:
     rss = int(m.group(1)) / 1024 if m else float("nan")
     inner_rc = re.search(r"Exit status: (\d+)", proc.stderr)
     rc = int(inner_rc.group(1)) if inner_rc else proc.returncode
-    return wall, rss, rc, (proc.stdout + proc.stderr)[-600:]
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
+    return wall, rss, rc, (proc.stdout + proc.stderr)[-600:], cpu
 
 
 def child(path: str, ca: str, gib: str) -> int:
@@ -106,6 +107,10 @@ def main(argv: list[str] | None = None) -> BenchResult:
     result.add("xmlsec1 --verify peak RSS", x_rss, "MiB")
     result.add("verify_file wall time (process incl. imports)", o_wall, "s")
     result.add("verify_file peak RSS", o_rss, "MiB")
+    x_cpu, o_cpu = min(r[4] for r in xs), min(r[4] for r in us)
+    result.add("xmlsec1 CPU time (user+sys)", x_cpu, "s")
+    result.add("verify_file CPU time (user+sys)", o_cpu, "s")
+    result.add("CPU-time ratio xmlsec1/ours (less load-sensitive)", x_cpu / o_cpu, "×")
     result.add("speed-up vs xmlsec1", speed, "×", f"≥ {GOAL_SPEED:g}×", speed >= GOAL_SPEED)
     result.add("peak RSS vs xmlsec1", rss_fraction * 100, "%", f"≤ {GOAL_RSS_FRACTION * 100:g} %",
                rss_fraction <= GOAL_RSS_FRACTION)

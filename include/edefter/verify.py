@@ -625,13 +625,13 @@ def _check_signature_core(c: _Checks, s: _Sig, trust: TrustSettings, *, doc_dige
     try:
         cert = x509.load_der_x509_certificate(s.certs[0])
         key = cert.public_key()
-    except ValueError:
+    except Exception:  # noqa: BLE001 - ValueError, UnsupportedAlgorithm (unknown key type), ...
         cert = None
         c.fail(prefix + "certificate.parse", "Gömülü sertifika bozuk, okunamadı: güvenilmeyen sertifika",
                "the embedded certificate is damaged and cannot be parsed: untrusted certificate")
         try:
             key = _lenient_public_key(s.certs[0])
-        except (ValueError, IndexError, TypeError):
+        except Exception:  # noqa: BLE001 - damaged bytes raise ValueError, UnsupportedAlgorithm, ...
             c.fail(prefix + "signature.value", "Sertifikadan açık anahtar alınamadı: imza doğrulanamadı",
                    "no public key can be read from the certificate: the signature cannot be verified")
             return None
@@ -912,12 +912,34 @@ def month_problems(files: Sequence[tuple[EDefterName, Opener | Path]], trust: Tr
 def crypto_check(trust: TrustSettings) -> Callable[[EDefterName, Opener], list[Problem]]:
     """A per-file check for ``validate_month(extra_file_checks=[...])``.
 
-    Per file only: the chain between files (berat's copied value, GİB berat vs
-    local berat) needs the other files; use ``verify_month`` for that.
+    Each file is verified on its own (signature, XAdES, certificate, GİB
+    counter-signature). The check also remembers the taxpayer-signed content of
+    the berats it has seen, so a GİB berat and its local berat are compared
+    whichever comes first (the finding is reported with the second one). The
+    berat's copied SignatureValue vs its ledger is checked by ``validate_month``
+    itself; ``verify_month`` does the whole chain in one call.
     """
+    local: dict[tuple[Any, ...], tuple[str, SignedContent]] = {}
+    gib: dict[tuple[Any, ...], tuple[str, SignedContent]] = {}
 
     def check(name: EDefterName, opener: Opener) -> list[Problem]:
-        return verify_file(opener, name=name, trust=trust).problems()
+        key = (*_pair_key(name), name.kind)
+        taxpayer = local[key][1] if name.gib and key in local else None
+        v = verify_file(opener, name=name, trust=trust, taxpayer_berat=taxpayer)
+        problems = v.problems()
+        if name.kind.is_berat and v.signed is not None:
+            if name.gib:
+                gib[key] = (name.filename, v.signed)
+            else:
+                local[key] = (name.filename, v.signed)
+                other = gib.get(key)
+                if other is not None and other[1] != v.signed:
+                    problems.append(Problem(
+                        code="crypto.gib.same_content", files=(other[0], name.filename),
+                        message_tr="GİB beratındaki imzalı içerik yerel beratla aynı değil",
+                        message_en="the GİB berat's signed content differs from the local berat",
+                    ))
+        return problems
 
     return check
 

@@ -444,3 +444,20 @@ def test_default_namespace_streaming_and_tree_fallback(month: dict[str, bytes], 
     v = _verify(exclusive, n, trust)
     assert _failed(v) == {"signature.unsupported"} and not v.signature_valid
     assert _verify(inclusive, n, trust).ok
+
+
+def test_crypto_check_compares_gib_berat_with_local_in_any_order(month: dict[str, bytes],
+                                                                  trust: TrustSettings) -> None:
+    gib, yb, kb = _name(month, "GIB-YB"), _name(month, "YB"), _name(month, "KB")
+    impostor = month[kb]  # another berat's signed content under the YB name
+
+    for order in ((yb, gib), (gib, yb)):
+        check = crypto_check(trust)
+        found = []
+        for n in order:
+            data = impostor if n == yb else month[n]
+            found += check(parse_name(n), lambda d=data: io.BytesIO(d))
+        assert [p.code for p in found] == ["crypto.gib.same_content"], order
+        assert set(found[0].files) <= {gib, yb} and gib in found[0].files
+        good = crypto_check(trust)
+        assert [p for n in order for p in good(parse_name(n), lambda n=n: io.BytesIO(month[n]))] == []
