@@ -51,6 +51,7 @@ class Storage(abc.ABC):
     """Write-once object store."""
 
     name: str = "abstract"
+    needs_md5: bool = False  # S3 wants Content-MD5; the filesystem does not
 
     @abc.abstractmethod
     def put(

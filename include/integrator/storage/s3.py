@@ -42,6 +42,7 @@ def retain_until_datetime(day: dt.date) -> dt.datetime:
 
 class S3Storage(Storage):
     name = "s3"
+    needs_md5 = True
 
     def __init__(self, settings: S3Settings) -> None:
         import boto3
