@@ -189,12 +189,14 @@ def collect_rows(
     months: int = DEFAULT_MONTHS,
     client_factory: ClientFactory | None = None,
     include_unit: Callable[[BackupUnit], bool] | None = None,
+    today: dt.date | None = None,
 ) -> list[PageRow]:
     """Page rows from ``include.pipeline.status.month_rows`` (the shared status table), wrapped.
 
     Only units ``include_unit`` accepts are scanned or queried (the auth filter). Months are
     month_rows' choice (every month of the unit found in its folder from start_month on); the
-    page shows the newest ``months`` per unit, newest first.
+    page shows the newest ``months`` per unit, newest first. A unit without any month (no
+    files yet, or a missing folder) gets one row for the last completed month saying so.
     """
     from include.pipeline.status import month_rows
 
@@ -203,16 +205,57 @@ def collect_rows(
     lookup = _PageLookup(client_factory or _default_client)
     try:
         table = month_rows(dataclasses.replace(config, units=units), lookup)
+        per_unit: dict[str, list[PageRow]] = {u.dag_id: [] for u in units}
+        for status_row in table:
+            unit = by_key[(status_row.taxpayer_id, status_row.branch)]
+            per_unit[unit.dag_id].append(_page_row(unit, status_row, lookup))
+        for unit in units:
+            if not per_unit[unit.dag_id]:
+                # month_rows lists only months with files: a unit with none (or a missing folder)
+                # would vanish from the page, so it gets one row saying why.
+                per_unit[unit.dag_id].append(_empty_unit_row(unit, lookup, today or dt.date.today()))
     finally:
         lookup.close()
-    per_unit: dict[str, list[PageRow]] = {u.dag_id: [] for u in units}
-    for status_row in table:
-        unit = by_key[(status_row.taxpayer_id, status_row.branch)]
-        per_unit[unit.dag_id].append(_page_row(unit, status_row, lookup))
     rows: list[PageRow] = []
     for unit in units:
         rows.extend(sorted(per_unit[unit.dag_id], key=lambda r: r.month, reverse=True)[:months])
     return rows
+
+
+def _empty_unit_row(unit: BackupUnit, lookup: _PageLookup, today: dt.date) -> PageRow:
+    from include.pipeline.folder import FolderError, check_folder
+
+    month = max(Period(today.year, today.month).previous(), unit.start_month)
+    try:
+        check_folder(unit.folder)
+    except FolderError as exc:
+        folder_tr, folder_en = f"e-Defter klasörü {unit.folder} {exc.message_tr}", f"e-Defter folder {unit.folder} {exc.message_en}"
+    else:
+        folder_tr, folder_en = "Klasörde bu firma/şube için e-Defter dosyası yok", "no e-Defter files for this unit in the folder"
+    backup: BackupStatus | None = None
+    retention = None
+    try:
+        remote = lookup(unit, month)
+    except Exception:
+        integ_tr, integ_en = lookup.failed.get(unit.dag_id, ("", ""))
+    else:
+        backup, retention = remote.status, remote.retention_until
+        integ_tr, integ_en = remote.message_tr or "", remote.message_en or ""
+    return PageRow(
+        company_id=unit.company_id,
+        company_name=unit.company_name,
+        taxpayer_id=unit.taxpayer_id,
+        branch=unit.branch,
+        branch_name=unit.branch_name,
+        dag_id=unit.dag_id,
+        month=month,
+        edefter_status=None,
+        backup_status=backup,
+        message_tr=" · ".join(t for t in (folder_tr, integ_tr) if t),
+        message_en=" · ".join(t for t in (folder_en, integ_en) if t),
+        retention_until=retention,
+        files=0,
+    )
 
 
 def _page_row(unit: BackupUnit, status_row: Any, lookup: _PageLookup) -> PageRow:

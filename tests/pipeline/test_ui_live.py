@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import itertools
 import json
 import os
@@ -42,6 +43,7 @@ from tests.pipeline.conftest import PASSWORD, Integrator, free_port
 
 TAXPAYER = "1234567801"
 BRANCH_TAXPAYER = "9876543210"
+MISSING_TAXPAYER = "1111111114"
 SEP, OCT, NOV = Period(2019, 9), Period(2019, 10), Period(2019, 11)
 CHROMIUM = "/usr/bin/chromium"
 
@@ -73,12 +75,17 @@ def world(integrator: Integrator, sample_pki: TestPKI, tmp_path_factory: pytest.
             {"id": "yildiz-gida", "taxpayer_id": BRANCH_TAXPAYER, "name": "Yıldız Gıda Ltd. Şti.",
              "folder": str(yildiz), "automatic": False, "start_month": "2019-09",
              "branches": [{"branch": "0001", "name": "Merkez", "integrator_conn_id": "edefter_ui_yildiz_0001"}]},
+            # A folder that does not exist (share not mounted): the unit must still show up.
+            {"id": "kayip-klasor", "taxpayer_id": MISSING_TAXPAYER, "name": "Kayıp Klasör A.Ş.",
+             "folder": str(root / "edefter" / "not-mounted"), "automatic": True, "start_month": "2019-09",
+             "integrator_conn_id": "edefter_ui_kayip"},
         ]
     }
     config_path = root / "companies.yaml"
     config_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     conn_env = {
         "AIRFLOW_CONN_EDEFTER_UI_ORNEK": integrator.conn_uri(TAXPAYER),
+        "AIRFLOW_CONN_EDEFTER_UI_KAYIP": integrator.conn_uri(MISSING_TAXPAYER),
         # Nothing listens there: the page must say "Sorgulanamadı" and never show this password.
         "AIRFLOW_CONN_EDEFTER_UI_YILDIZ_0001": f"http://yildiz:{PASSWORD}@127.0.0.1:{free_port()}",
     }
@@ -108,7 +115,7 @@ def _back_up(config_path: Path, period: Period) -> None:
 def test_collect_rows_from_folder_and_real_integrator(world: World) -> None:
     from include.pipeline.config import load_config
 
-    rows = collect_rows(load_config(world.config_path))
+    rows = collect_rows(load_config(world.config_path), today=dt.date(2019, 12, 5))
     got = {(r.dag_id, str(r.month)): r for r in rows}
     ornek = f"edefter_yedekleme_{TAXPAYER}"
     branch = f"edefter_yedekleme_{BRANCH_TAXPAYER}_0001"
@@ -125,11 +132,15 @@ def test_collect_rows_from_folder_and_real_integrator(world: World) -> None:
     assert "sorgulanamadı" in down.message_tr and "Connection" in down.message_en
     assert PASSWORD not in down.message_tr + down.message_en
     # Newest `months` per unit.
-    assert [str(r.month) for r in collect_rows(load_config(world.config_path), months=1)] == ["2019-11", "2019-09"]
+    newest = collect_rows(load_config(world.config_path), months=1, include_unit=lambda u: u.folder.exists())
+    assert [str(r.month) for r in newest] == ["2019-11", "2019-09"]
+    (lost,) = [r for r in rows if r.taxpayer_id == MISSING_TAXPAYER]
+    assert lost.edefter_status is None and lost.files == 0 and lost.month == Period(2019, 11)
+    assert "not-mounted bulunamadı" in lost.message_tr and lost.backup_status is BackupStatus.GONDERILMEDI
     page = render_page(rows)
-    assert PASSWORD not in page and NOT_QUERIED in page
+    assert PASSWORD not in page and NOT_QUERIED in page and "Dosya yok" in page
     # include_unit filters whole units (the auth seam): nothing of the branch leaks.
-    only = collect_rows(load_config(world.config_path), include_unit=lambda u: u.branch is None)
+    only = collect_rows(load_config(world.config_path), include_unit=lambda u: u.taxpayer_id == TAXPAYER)
     assert {r.dag_id for r in only} == {ornek}
 
 
