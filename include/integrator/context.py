@@ -10,6 +10,7 @@ import time
 from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,13 +43,13 @@ class _AuthCache:
 
     ttl: float = 60.0
     key: bytes = field(default_factory=lambda: os.urandom(32))
-    entries: dict[bytes, tuple[float, int]] = field(default_factory=dict)
+    entries: dict[bytes, tuple[float, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _k(self, user: str, pw: str) -> bytes:
         return hmac.new(self.key, f"{user}\0{pw}".encode(), hashlib.sha256).digest()
 
-    def get(self, user: str, pw: str) -> int | None:
+    def get(self, user: str, pw: str) -> Any | None:
         k = self._k(user, pw)
         with self.lock:
             hit = self.entries.get(k)
@@ -57,11 +58,11 @@ class _AuthCache:
             self.entries.pop(k, None)
         return None
 
-    def put(self, user: str, pw: str, account_id: int) -> None:
+    def put(self, user: str, pw: str, principal: Any) -> None:
         with self.lock:
             if len(self.entries) > 10_000:
                 self.entries.clear()
-            self.entries[self._k(user, pw)] = (time.monotonic() + self.ttl, account_id)
+            self.entries[self._k(user, pw)] = (time.monotonic() + self.ttl, principal)
 
 
 class ServiceContext:

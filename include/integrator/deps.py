@@ -10,7 +10,6 @@ from include.edefter.naming import EDefterName
 from include.integrator.auth import authenticate, basic_credentials
 from include.integrator.context import ServiceContext
 from include.integrator.errors import ApiError
-from include.integrator.metadata.models import Account
 
 __all__ = ["Principal", "ctx_of", "current_account", "check_tenant"]
 
@@ -43,13 +42,16 @@ def current_account(request: Request) -> Principal:
         raise _UNAUTH
     user, pw = creds
     ctx = ctx_of(request)
+    cached = ctx.auth_cache.get(user, pw)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     with ctx.session() as s:
-        cached = ctx.auth_cache.get(user, pw)
-        acc = s.get(Account, cached) if cached is not None else authenticate(s, user, pw)
+        acc = authenticate(s, user, pw)
         if acc is None:
             raise _UNAUTH
-        ctx.auth_cache.put(user, pw, acc.id)
-        return Principal(acc.id, acc.username, acc.taxpayer_id, acc.branch)
+        principal = Principal(acc.id, acc.username, acc.taxpayer_id, acc.branch)
+    ctx.auth_cache.put(user, pw, principal)
+    return principal
 
 
 def check_tenant(p: Principal, taxpayer_id: str, branch: str | None, *, file: str | None = None) -> None:
