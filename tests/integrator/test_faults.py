@@ -6,6 +6,7 @@ import errno
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,26 @@ def _objects(data: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
-def test_sigkill_during_upload_then_client_retry(fresh_integrator: Integrator, make_month, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    integ = fresh_integrator
+@pytest.fixture(params=["fs-sqlite", "fs-pg", "s3"])
+def private_integrator(request, tmp_path: Path) -> Iterator[Integrator]:  # type: ignore[no-untyped-def]
+    """A private service per backend (own data dir, own PostgreSQL database) for destructive tests."""
+    base = make_backend(request.param, request)
+    dbname = None
+    if request.param == "fs-pg":
+        dbname = new_pg_database()
+        url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{dbname}"
+        base = Backend("fs-pg", ["--db-url", url], base.env, url)
+    svc = ServiceProc(tmp_path / "data", [*base.args, *SMALL_CAPS], base.env).start()
+    try:
+        yield Integrator(base, svc)
+    finally:
+        svc.stop()
+        if dbname:
+            drop_pg_database(dbname)
+
+
+def test_sigkill_during_upload_then_client_retry(private_integrator: Integrator, make_month, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    integ = private_integrator
     tid, user, pw = integ.account()
     zips = zip_month(make_month(taxpayer_id=tid), tmp_path / "z")
     y = zips["Y"]
@@ -57,6 +76,10 @@ def test_sigkill_during_upload_then_client_retry(fresh_integrator: Integrator, m
     integ.service.kill()
     sock.close()
     assert _objects(integ.service.data) == []  # the partial upload never became an object
+    if integ.backend.seaweed is not None:
+        s3 = integ.backend.seaweed.client()
+        listed = s3.list_object_versions(Bucket=integ.backend.seaweed.bucket, Prefix=f"sha256/{sha[:2]}/{sha}")
+        assert listed.get("Versions", []) == []
 
     # The client now retries against a dead server; the server comes back during its backoff.
     result: dict[str, object] = {}
@@ -77,8 +100,8 @@ def test_sigkill_during_upload_then_client_retry(fresh_integrator: Integrator, m
     receipt = result["receipt"]
     assert receipt.created and receipt.sha256 == sha  # type: ignore[attr-defined]
     assert list(incoming.iterdir()) == []  # restart cleaned the partial spool
-    objs = _objects(integ.service.data)
-    assert [p.name for p in objs] == [sha]
+    if integ.backend.seaweed is None:
+        assert [p.name for p in _objects(integ.service.data)] == [sha]
     with integ.client(user, pw) as c:
         assert [f.name for f in c.list_files(tid)] == [y.name]
         assert c.download(y.name, tmp_path / "back.zip") == sha
@@ -194,3 +217,24 @@ def make_backend_env() -> dict[str, str]:
     from tests.integrator.conftest import _base_env
 
     return _base_env()
+
+
+def test_s3_write_refused_records_nothing(request, make_month, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """S3 refuses the PUT (wrong secret): a clear 503, nothing recorded, nothing left in the spool."""
+    backend = make_backend("s3", request)
+    env = backend.env | {"INTEGRATOR_S3_SECRET_KEY": "not-the-secret"}
+    svc = ServiceProc(tmp_path / "data", [*backend.args, *SMALL_CAPS], env).start(ready_codes=(503,))
+    integ = Integrator(Backend("s3-bad", backend.args, env, None, backend.seaweed), svc)
+    try:
+        health = requests.get(f"{svc.url}/health", timeout=10).json()
+        assert health["error"]["code"] == "storage.unavailable"
+        tid, user, pw = integ.account()
+        zips = zip_month(make_month(taxpayer_id=tid), tmp_path / "z")
+        with integ.client(user, pw, retries=0) as c:
+            with pytest.raises(ServerError) as ei:
+                c.upload_file(zips["YB"], zips["YB"].name)
+            assert ei.value.status == 503 and ei.value.code == "storage.write_failed"
+            assert c.list_files(tid) == []
+        assert list((svc.data / "incoming").iterdir()) == []
+    finally:
+        svc.stop()
