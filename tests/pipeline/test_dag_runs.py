@@ -292,3 +292,39 @@ def test_a_run_with_the_airflow_metadata_db_on_postgresql(env: Env, tmp_path) ->
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         admin.close()
+
+
+def test_sensor_waits_deferred_until_gib_berats_arrive(env: Env, tmp_path) -> None:
+    import shutil
+
+    tax = "1313131313"
+    folder = env.company("bekle", tax, berat_timeout_seconds=120)
+    full = env.month(tmp_path / "full-set", tax, Period(2025, 10))
+    gib = [full.path(code) for code in ("GIB-YB", "GIB-KB")]
+    for src in full.paths.values():
+        if src not in gib:
+            shutil.copy2(src, folder / src.name)  # the folder is at "GİB'e Gönderildi"
+
+    # GİB's berats land only after the sensor has deferred and its trigger polled the incomplete
+    # folder twice (the trigger's own scan, wrapped: the real code still runs).
+    from include.pipeline.triggers import ApprovedBeratsTrigger
+
+    trigger_scans: list[dict] = []
+    real_scan = ApprovedBeratsTrigger._scan
+
+    def scan_then_deliver(self):  # type: ignore[no-untyped-def]
+        if len(trigger_scans) == 2:
+            for src in gib:
+                shutil.copy2(src, folder / src.name)
+        result = real_scan(self)
+        trigger_scans.append(result)
+        return result
+
+    env.monkeypatch.setattr(ApprovedBeratsTrigger, "_scan", scan_then_deliver)
+    result = env.run(f"edefter_yedekleme_{tax}", Period(2025, 10))
+    assert [r["status"] for r in trigger_scans] == ["waiting", "waiting", "ready"]
+    assert trigger_scans[0]["edefter_status"] == "GİB'e Gönderildi"
+    result.assert_states(**ALL_OK)
+    ev = evidence(env.tmp, tax, Period(2025, 10))
+    assert ev["backup_status"] == "Yedeklendi" and ev["secondary_copy_deadline"]["rule"] == "EDGT-3+EDGT-5"
+    assert ev["secondary_copy_deadline"]["date"] == "2026-03-01"  # 14 Feb 2026 + 15 days (corporate)
