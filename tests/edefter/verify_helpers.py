@@ -76,7 +76,7 @@ def _sub(parent: etree._Element, ns: str, local: str, text: str | None = None, *
 
 def resign(data: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate, *, digest: str = "sha256",
            sig_hash: str = "sha256", c14n: str = C14N, signing_time: dt.datetime | None = None,
-           doc_ref_uri: str = "") -> bytes:
+           doc_ref_uri: str = "", sign_keyinfo: bool = False) -> bytes:
     """Strip the first ds:Signature of ``data`` and sign the document again (XAdES-BES shaped)."""
     parser = etree.XMLParser(resolve_entities=False, remove_blank_text=False)
     root = etree.fromstring(data, parser)
@@ -100,8 +100,13 @@ def resign(data: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate, *, diges
     _sub(trs2, DS, "Transform", Algorithm=c14n)
     _sub(r2, DS, "DigestMethod", Algorithm=DIGESTS[digest])
     dv2 = _sub(r2, DS, "DigestValue")
+    dv3 = None
+    if sign_keyinfo:  # some signers also sign KeyInfo (one more same-document reference)
+        r3 = _sub(si, DS, "Reference", URI="#S1-KI")
+        _sub(r3, DS, "DigestMethod", Algorithm=DIGESTS[digest])
+        dv3 = _sub(r3, DS, "DigestValue")
     sv = _sub(sig, DS, "SignatureValue", Id="S1-SV")
-    ki = _sub(sig, DS, "KeyInfo")
+    ki = _sub(sig, DS, "KeyInfo", Id="S1-KI") if sign_keyinfo else _sub(sig, DS, "KeyInfo")
     _sub(_sub(ki, DS, "X509Data"), DS, "X509Certificate", base64.b64encode(cert.public_bytes(Encoding.DER)).decode())
     obj = _sub(sig, DS, "Object")
     qp = _sub(obj, XADES, "QualifyingProperties", Target="#S1")
@@ -115,6 +120,9 @@ def resign(data: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate, *, diges
         hashlib.new(digest, cert.public_bytes(Encoding.DER)).digest()).decode())
     dv2.text = base64.b64encode(hashlib.new(digest, etree.tostring(sp, method="c14n", exclusive=exclusive)).digest()
                                 ).decode()
+    if dv3 is not None:
+        dv3.text = base64.b64encode(hashlib.new(digest, etree.tostring(ki, method="c14n", exclusive=exclusive)
+                                                ).digest()).decode()
     sv.text = base64.b64encode(key.sign(etree.tostring(si, method="c14n", exclusive=exclusive), padding.PKCS1v15(),
                                         HASHES[sig_hash]())).decode()
     return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
