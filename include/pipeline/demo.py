@@ -392,6 +392,7 @@ def stop_process_tree(pid: int, *, timeout: float = 20.0) -> list[int]:
         for proc in [*descendants, root]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    say(f"  SIGKILL {proc.pid} ({' '.join(proc.cmdline())[:100]}): still alive after SIGTERM")
                     proc.kill()
                     stubborn.append(proc)
                     killed.append(proc.pid)
@@ -422,7 +423,7 @@ class ProcessGroup:
     """Processes started by the demo, stopped in reverse start order, each children-first."""
 
     processes: list[ManagedProcess] = field(default_factory=list)
-    stop_timeout: float = 30.0
+    stop_timeout: float = 60.0  # per tree; a third each for children, the rest, the parent
 
     def start(
         self, name: str, argv: Sequence[str], *, env: Mapping[str, str], log_path: Path, cwd: Path
@@ -588,6 +589,10 @@ def base_env(paths: Paths) -> dict[str, str]:
             "EDEFTER_WORK_DIR": str(paths.work),
             "EDEFTER_EVIDENCE_DIR": str(paths.evidence),
             "PYTHONUNBUFFERED": "1",
+            # `airflow standalone` starts its components as `airflow ...` by name: the venv's bin first.
+            "PATH": os.pathsep.join(
+                [str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")]
+            ),
         }
     )
     # Trust anchors for the cryptographic check: the demo's TEST PKI (a real installation points these
@@ -1088,6 +1093,15 @@ def status_rows(stack: Stack, states: Mapping[tuple[str, str | None, Period], Ru
     return out
 
 
+def ui_login(stack: Stack) -> str:
+    """The local UI login, as `airflow standalone` itself shows it (a per-run password of this
+    machine's demo UI; integrator passwords are never printed)."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        password = json.loads(stack.password_file.read_text(encoding="utf-8"))["admin"]
+        return f"kullanıcı (user): admin  parola (password): {password}  ({stack.password_file})"
+    return f"kullanıcı (user): admin  parola (password): {stack.password_file}"
+
+
 def install_signal_handlers() -> None:
     """Ctrl-C / SIGTERM unwind through `finally`, which stops every child in order."""
 
@@ -1125,9 +1139,7 @@ def run_demo(mode: str, *, scenario: Scenario, paths: Paths, port: int, settle_t
         api = start_airflow(stack, ui=ui, preferred_port=port)
         wait_for_dags(stack, api)
         if ui:
-            say(
-                f"\n  Airflow UI: {stack.api_url}   kullanıcı (user): admin   parola (password): see {stack.password_file}\n"
-            )
+            say(f"\n  Airflow UI: {stack.api_url}   {ui_login(stack)}\n")
         say("[4/5] DAG'lar açıldı, aylar başlatılıyor (DAGs unpaused, months started)")
         start_months(stack, api)
         states = wait_until_settled(stack, api, timeout=settle_timeout)
@@ -1149,7 +1161,7 @@ def run_demo(mode: str, *, scenario: Scenario, paths: Paths, port: int, settle_t
             )
         if ui:
             say(
-                f"\nAirflow UI: {stack.api_url} (admin / {stack.password_file}). Durdurmak için Ctrl-C (Ctrl-C stops)."
+                f"\nAirflow UI: {stack.api_url}   {ui_login(stack)}\nDurdurmak için Ctrl-C (Ctrl-C stops everything)."
             )
             while True:
                 stack.group.check_alive()
