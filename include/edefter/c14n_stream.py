@@ -17,6 +17,9 @@ piecewise:
 * ancestors of flushed elements ("opened" elements) are written by hand: their
   start tag comes from libxml2 C14N of a shallow copy (same fix-up), their text,
   tails, end tag and document-level PIs are escaped here per C14N 1.0;
+* for inclusive C14N, a subtree written while no namespace was declared since
+  the previous flush is canonicalized with libxml2's *exclusive* C14N and its
+  (then all redundant) declarations removed: same bytes, about twice as fast;
 * the enveloped ``ds:Signature`` is handed to a callback while it is still in
   its tree (its ``SignedInfo`` and ``#id`` references need their namespace
   context) and is written as nothing.
