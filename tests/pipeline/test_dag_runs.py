@@ -24,7 +24,7 @@ ALL_OK = dict.fromkeys(
 )
 
 
-def test_ready_month_is_backed_up_and_a_rerun_uploads_nothing(env: Env) -> None:
+def test_ready_month_is_backed_up_and_a_rerun_uploads_nothing(env: Env, capfd) -> None:
     folder = env.company("ornek", TAX)
     env.month(folder, TAX, Period(2025, 1))
     before = tree_snapshot(folder)
@@ -62,6 +62,12 @@ def test_ready_month_is_backed_up_and_a_rerun_uploads_nothing(env: Env) -> None:
         ("Ornek A.Ş.", "-", "2025-02", "GİB'e Gönderildi", "Entegratör'e Gönderilmedi"),
     ]
     assert rows[0].message.startswith("Ocak-2025 ayına ait") and "GIB-" in rows[1].message
+
+    # The integrator password never reaches the logs, the work files or the evidence.
+    out, err = capfd.readouterr()
+    assert "Yedeklendi" in out + err and PASSWORD not in out + err
+    for path in env.tmp.rglob("*.json"):
+        assert PASSWORD not in path.read_text(encoding="utf-8"), path
 
 
 def test_tampered_month_is_yedeklenemedi_and_alerts_fire(env: Env) -> None:
