@@ -185,8 +185,26 @@ def test_account_create_reads_password_from_stdin_or_env(tmp_path: Path) -> None
     assert "another-secret-1" not in p.stdout + p.stderr
     dup = _cli(["account", "create", "--data", str(data), "--username", "acme", "--taxpayer-id", "1234567801"], "x" * 10)
     assert dup.returncode == 2 and "already exists" in dup.stderr
-    short = _cli(["account", "create", "--data", str(data), "--username", "b", "--taxpayer-id", "1234567801"], "short\n")
-    assert short.returncode == 2
+
+
+def test_create_account_rules(tmp_path: Path) -> None:
+    from include.integrator.auth import create_account
+    from include.integrator.context import ServiceContext
+    from include.integrator.settings import Settings
+
+    ctx = ServiceContext(Settings(data_dir=tmp_path / "d"))
+    try:
+        with ctx.session() as s:
+            for user, pw, tid, branch in [
+                ("ok-user", "short", "1234567801", None),  # password too short
+                ("x", "long-enough-1", "1234567801", None),  # username too short
+                ("ok-user", "long-enough-1", "12345", None),  # not a VKN/TCKN
+                ("ok-user", "long-enough-1", "1234567801", "0000"),  # branch 0000 does not exist
+            ]:
+                with pytest.raises(ValueError):
+                    create_account(s, user, pw, tid, branch)
+    finally:
+        ctx.close()
 
 
 def test_retention_years_below_ten_refused(tmp_path: Path) -> None:
@@ -229,8 +247,14 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
 def test_tls_service_and_client_verification(tmp_path: Path, make_month) -> None:  # type: ignore[no-untyped-def]
     cert, key = _self_signed(tmp_path)
     data = tmp_path / "data"
-    assert _cli(["account", "create", "--data", str(data), "--username", "tls-user", "--taxpayer-id", "1234567801"],
-                "tls-password-1\n").returncode == 0  # fmt: skip
+    from include.integrator.auth import create_account
+    from include.integrator.context import ServiceContext
+    from include.integrator.settings import Settings
+
+    ctx = ServiceContext(Settings(data_dir=data))
+    with ctx.session() as sess, sess.begin():
+        create_account(sess, "tls-user", "tls-password-1", "1234567801", None)
+    ctx.close()
     svc = ServiceProc(data, ["--tls-cert", str(cert), "--tls-key", str(key)], _base_env(), scheme="https").start()
     try:
         # Verification is on by default: an unknown certificate is refused.
