@@ -22,6 +22,7 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
@@ -222,6 +223,9 @@ def _chunks(stream: IO[bytes], chunk: int) -> Iterator[bytes]:
         block = stream.read(chunk - len(buf))
         if not block:
             break
+        if not buf and len(block) == chunk:
+            yield block  # the common case for regular files: no copy
+            continue
         buf += block
         if len(buf) == chunk:
             yield bytes(buf)
@@ -267,17 +271,21 @@ def package_file(
     compressor = _deflate_lib.compressobj(level, zlib.DEFLATED, -15)
     stream, holder = _open_source(src, name)
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{zip_name}.", suffix=".tmp")
+    # SHA-256 runs in a helper thread while this one deflates the same chunk: both release the
+    # GIL on large buffers, and hashing is the slowest step. Updates stay strictly in order.
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edefter-sha256")
     try:
         with os.fdopen(fd, "w+b") as out, stream:
             out.write(_local_header(stored, 0, 0, 0))
             for block in _chunks(stream, chunk):
-                xml_hash.update(block)
+                hashed = hasher.submit(xml_hash.update, block)
                 crc = _deflate_lib.crc32(block, crc)
                 usize += len(block)
                 data = compressor.compress(block)
                 if data:
                     out.write(data)
                     csize += len(data)
+                hashed.result()
             data = compressor.flush()
             out.write(data)
             csize += len(data)
@@ -301,6 +309,7 @@ def package_file(
         Path(tmp).unlink(missing_ok=True)
         raise
     finally:
+        hasher.shutdown(wait=True)
         if holder is not None:
             holder.close()  # type: ignore[attr-defined]
     return PackagedFile(
