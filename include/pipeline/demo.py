@@ -365,12 +365,16 @@ def stop_process_tree(pid: int, *, timeout: float = 20.0) -> list[int]:
     Returns the pids that had to be killed."""
     import psutil
 
+    # ProcessGroup starts every child with start_new_session, so its pid is its session id; a root that
+    # already exited (zombie or reaped) may still have left live children in that session.
+    session = pid
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        session = os.getsid(pid)
+    killed: list[int] = []
     try:
         root = psutil.Process(pid)
-        session = os.getsid(pid)
-    except (psutil.NoSuchProcess, ProcessLookupError):
-        return []
-    killed: list[int] = []
+    except psutil.NoSuchProcess:
+        return _sweep_session(session, killed)
     step = timeout / 3
 
     def terminate_and_wait(procs: list[psutil.Process]) -> None:
@@ -397,7 +401,15 @@ def stop_process_tree(pid: int, *, timeout: float = 20.0) -> list[int]:
                     stubborn.append(proc)
                     killed.append(proc.pid)
         psutil.wait_procs(stubborn, timeout=5)
-    # Anything still in the session (a grandchild re-parented to init) is ours too.
+    return _sweep_session(session, killed)
+
+
+def _sweep_session(session: int, killed: list[int], grace: float = 5.0) -> list[int]:
+    """Stop anything still in the session (a grandchild re-parented to init is ours too): SIGTERM,
+    then SIGKILL after `grace` seconds."""
+    import psutil
+
+    left = []
     for proc in psutil.process_iter():
         with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError, PermissionError):
             if (
@@ -406,8 +418,13 @@ def stop_process_tree(pid: int, *, timeout: float = 20.0) -> list[int]:
                 and os.getsid(proc.pid) == session
                 and proc.status() != psutil.STATUS_ZOMBIE
             ):
-                proc.kill()
-                killed.append(proc.pid)
+                proc.terminate()
+                left.append(proc)
+    _gone, alive = psutil.wait_procs(left, timeout=grace)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+            killed.append(proc.pid)
     return killed
 
 
