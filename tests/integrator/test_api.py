@@ -180,6 +180,14 @@ def test_branch_account_sees_only_its_branch(integrator, make_month, tmp_path: P
             bra.download(head["Y"].name, tmp_path / "x.zip")
         assert [f.name for f in bra.list_files(tid)] == [br["Y"].name]
         assert {f.name for f in comp.list_files(tid)} == {head["Y"].name, br["Y"].name}
+        # The branch's own month set, submitted by the branch account.
+        shas = _upload_all(bra, br)
+        bra.submit_month(tid, "0001", SEP_2019, [(br[k].name, shas[k]) for k in ORDER])
+        st = bra.wait_for_final(tid, "0001", SEP_2019, timeout=60)
+        assert st.status is BackupStatus.YEDEKLENDI, st.problems
+        assert st.branch == "0001"
+        # The company-level month is a different set: not submitted.
+        assert comp.month_status(tid, None, SEP_2019).status is BackupStatus.GONDERILMEDI
 
 
 def test_eight_concurrent_uploaders_store_each_object_once(integrator, make_month, tmp_path: Path) -> None:
