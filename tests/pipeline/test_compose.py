@@ -132,6 +132,14 @@ def test_integrator_service_uses_own_postgres(config: dict) -> None:
     assert integrator["environment"]["PYTHONPATH"] == "/opt/airflow/project"
 
 
+def test_integrator_can_store_into_the_s3_profile(config: dict) -> None:
+    env = config["services"]["integrator"]["environment"]
+    assert env["INTEGRATOR_STORAGE"] == "fs"  # default; INTEGRATOR_STORAGE=s3 switches to SeaweedFS
+    assert env["INTEGRATOR_S3_ENDPOINT"] == "http://seaweedfs:8333"
+    assert env["INTEGRATOR_S3_ACCESS_KEY"] == SECRETS["S3_ACCESS_KEY"]
+    assert env["INTEGRATOR_S3_SECRET_KEY"] == config["services"]["seaweedfs"]["environment"]["S3_SECRET_KEY"]
+
+
 def test_s3_profile_exposes_only_the_s3_port(config: dict) -> None:
     weed = config["services"]["seaweedfs"]
     assert weed["profiles"] == ["s3"]
