@@ -350,3 +350,29 @@ def test_free_port_prefers_the_given_port_when_free() -> None:
         busy.bind(("127.0.0.1", port))
         busy.listen()
         assert demo.free_port(port) != port
+
+
+def test_failure_reason_reads_the_verdict_from_the_task_log(tmp_path: Path) -> None:
+    import json
+
+    paths = demo.Paths(tmp_path)
+    run = RunState("edefter_yedekleme_1234567801", "backfill__2026-03-31T21:00:00+00:00", "failed")
+    task_dir = paths.airflow_home / "logs" / f"dag_id={run.dag_id}" / f"run_id={run.run_id}" / "task_id=verify"
+    task_dir.mkdir(parents=True)
+    verdict = (
+        "Yedeklenemedi: Mart-2026 e-Defter dosyaları doğrulanamadı (1 sorun) / Backup failed (1 problems)\n"
+        "- [crypto.signature.reference_digest] 1234567801-202603-Y-000000.xml: Belge özeti tutmuyor\n"
+        "- second problem"
+    )
+    lines = [
+        {"event": "Filling up the DagBag"},
+        {"event": "Task failed with exception", "error_detail": [{"exc_type": "AirflowFailException", "exc_value": verdict}]},
+        {"event": "::endgroup::"},
+    ]
+    (task_dir / "attempt=1.log").write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    reason = demo.failure_reason(paths, run)
+    assert reason.startswith("Yedeklenemedi: Mart-2026")
+    assert "[crypto.signature.reference_digest] 1234567801-202603-Y-000000.xml" in reason
+    assert "second problem" not in reason
+    other = RunState(run.dag_id, "manual__x", "failed")
+    assert "manual__x failed" in demo.failure_reason(paths, other)
