@@ -67,7 +67,7 @@ def test_b5_ingest_quick() -> None:
     result = main(["--quick"])
     assert result.bench_id == "B5"
     names = _names(result)
-    assert {"service ingest, aggregate", "baseline: bare HTTP sink, aggregate", "status p99 at 10 concurrent"} <= names
+    assert {"service ingest, aggregate", "baseline: bare HTTP sink, aggregate (mean of before/after)", "status p99 at 10 concurrent"} <= names
     # The verdicts that are not about speed must hold even at the tiny size.
     assert _value(result, "files lost / changed / unexpected") == 0
     assert _value(result, "months not Yedeklendi") == 0
