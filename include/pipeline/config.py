@@ -84,6 +84,9 @@ class Tuning:
     # None: wait until the month's secondary-copy deadline (deadlines.py).
     berat_timeout_seconds: int | None = None
     status_timeout_seconds: int = 6 * 3600
+    # Alert once when a month still waits for its berats this many days before the
+    # secondary-copy deadline (0 disables the warning).
+    deadline_warning_days: int = 7
     retries: int = 4
     retry_delay_seconds: int = 60
     max_retry_delay_seconds: int = 3600
@@ -198,6 +201,7 @@ _TUNING_KEYS = {
     "status_poll_interval_seconds",
     "berat_timeout_seconds",
     "status_timeout_seconds",
+    "deadline_warning_days",
     "retries",
     "retry_delay_seconds",
     "max_retry_delay_seconds",
@@ -494,7 +498,7 @@ def _tuning(cid: str | None, prefix: str, raw: dict[str, Any], base: Tuning) -> 
         if key == "berat_timeout_seconds" and value is None:
             values[key] = None
             continue
-        minimum = 0 if key == "retries" else 1
+        minimum = 0 if key in ("retries", "deadline_warning_days") else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError(
                 cid,

@@ -138,6 +138,8 @@ def build_dag(unit: BackupUnit) -> DAG:
             taxpayer_kind=unit.taxpayer_type.value,
             poll_interval_seconds=tuning.poll_interval_seconds,
             timeout_seconds=tuning.berat_timeout_seconds,
+            deadline_warning_days=tuning.deadline_warning_days,
+            deadline_notifier=notifier if unit.alerts.any else None,
             deferrable=True,
         )
 

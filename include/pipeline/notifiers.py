@@ -64,6 +64,8 @@ def build_alert(context: Any, unit: dict[str, Any]) -> Alert:
     reason = str(exc) if exc is not None else context.get("reason") or "bilinmiyor / unknown"
     label_tr, label_en = _TASK_LABELS.get(task_id, (task_id, task_id))
     status = "Onaylı beratlar gelmedi" if task_id == "wait_for_approved_berats" else "Yedeklenemedi"
+    if context.get("edefter_alert_status"):
+        status = context["edefter_alert_status"]
     who = unit["company"] + (f" / şube {unit['branch']}" if unit.get("branch") else "")
     subject = f"[e-Defter] {status}: {who}, {month} ({label_tr})"
     text = (
@@ -153,6 +155,14 @@ class EDefterAlertNotifier(BaseNotifier):
         self.smtp_conn_id = smtp_conn_id
         self.from_email = from_email
         self.webhook_conn_id = webhook_conn_id
+
+    def warn(self, context: Any, reason: str) -> None:
+        """A warning that is not a task failure (the secondary-copy deadline is near)."""
+        ctx = dict(context)
+        ctx.pop("exception", None)
+        ctx["reason"] = reason
+        ctx["edefter_alert_status"] = "İkincil kopya süresi yaklaşıyor"
+        self.notify(ctx)
 
     def notify(self, context: Any) -> None:
         alert = build_alert(context, self.unit)

@@ -67,11 +67,15 @@ class WaitForApprovedBeratsSensor(BaseSensorOperator):
         taxpayer_kind: str = TaxpayerKind.KURUMLAR.value,
         poll_interval_seconds: float = 3600,
         timeout_seconds: float | None = None,
+        deadline_warning_days: int = 7,
+        deadline_notifier: Any = None,
         deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval_seconds)
         super().__init__(**kwargs)
+        self.deadline_warning_days = deadline_warning_days
+        self.deadline_notifier = deadline_notifier  # EDefterAlertNotifier-like: .warn(context, reason)
         self.folder = str(folder)
         self.taxpayer_id = taxpayer_id
         self.branch = branch
@@ -86,9 +90,9 @@ class WaitForApprovedBeratsSensor(BaseSensorOperator):
         legal = secondary_copy_deadline(period, self.taxpayer_kind)
         if self.timeout_seconds is None:
             return legal.end.astimezone(dt.UTC), legal.to_dict()
-        start = context["ti"].start_date if context.get("ti") is not None else None
-        start = start or _now()
-        return start + dt.timedelta(seconds=self.timeout_seconds), legal.to_dict()
+        # Counted from the first check of this try; resumed deferrals carry the absolute
+        # deadline in the trigger event instead of recomputing it here.
+        return _now() + dt.timedelta(seconds=self.timeout_seconds), legal.to_dict()
 
     def _scan(self, period: Period) -> dict[str, Any]:
         from include.pipeline.folder import FolderError, scan_month
@@ -126,6 +130,17 @@ class WaitForApprovedBeratsSensor(BaseSensorOperator):
             super().execute(context)
             return self._done(self._scan(period), period, legal)
         self.log.info("%s %s bekleniyor, eksik / waiting, missing: %s", self.taxpayer_id, period, first["missing_text"])
+        self._defer(period, deadline, self._warn_at(legal))
+
+    def _warn_at(self, legal: dict[str, Any]) -> dt.datetime | None:
+        if not self.deadline_warning_days or self.deadline_notifier is None:
+            return None
+        from include.edefter.deadlines import end_of_day
+
+        legal_end = end_of_day(dt.date.fromisoformat(legal["date"])).astimezone(dt.UTC)
+        return legal_end - dt.timedelta(days=self.deadline_warning_days)
+
+    def _defer(self, period: Period, deadline: dt.datetime, warn_at: dt.datetime | None) -> None:
         self.defer(
             trigger=ApprovedBeratsTrigger(
                 folder=self.folder,
@@ -134,6 +149,7 @@ class WaitForApprovedBeratsSensor(BaseSensorOperator):
                 month=str(period),
                 poll_interval=self.poll_interval_seconds,
                 deadline=deadline.isoformat(),
+                warn_at=warn_at.isoformat() if warn_at else None,
             ),
             method_name="execute_complete",
         )
@@ -143,6 +159,20 @@ class WaitForApprovedBeratsSensor(BaseSensorOperator):
         _deadline, legal = self._deadline(period, context)
         if event.get("status") == "ready":
             return self._done(event, period, legal)
+        if event.get("status") == "deadline_warning":
+            reason = (
+                f"{period.label_tr} için ikincil kopya süresi {legal['date']} ({legal['rule']}) yaklaşıyor, "
+                f"onaylı beratlar hâlâ eksik: {event.get('missing_text')} / the secondary-copy deadline of "
+                f"{period} is {legal['date']} and approved berats are still missing"
+            )
+            self.log.warning("%s", reason)
+            try:
+                self.deadline_notifier.warn(context, reason)
+            except Exception as exc:  # an alert channel failing must not end the wait
+                self.log.error("uyarı gönderilemedi / warning not delivered: %s", exc)
+            deadline = dt.datetime.fromisoformat(event.get("deadline") or _deadline.isoformat())
+            self._defer(period, deadline, None)  # same deadline as before, no second warning
+            return None
         self._timeout(event, period, dt.datetime.fromisoformat(event.get("deadline") or _deadline.isoformat()))
 
     def _timeout(self, event: dict[str, Any], period: Period, deadline: dt.datetime) -> None:

@@ -41,8 +41,10 @@ class ApprovedBeratsTrigger(BaseTrigger):
         month: str,
         poll_interval: float,
         deadline: str,
+        warn_at: str | None = None,
     ) -> None:
         super().__init__()
+        self.warn_at = warn_at  # ISO instant: emit one "deadline_warning" event from then on
         self.folder = folder
         self.taxpayer_id = taxpayer_id
         self.branch = branch
@@ -60,6 +62,7 @@ class ApprovedBeratsTrigger(BaseTrigger):
                 "month": self.month,
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
+                "warn_at": self.warn_at,
             },
         )
 
@@ -84,6 +87,12 @@ class ApprovedBeratsTrigger(BaseTrigger):
                 return
             if _now() >= deadline:
                 result["status"] = "timeout"
+                result["deadline"] = self.deadline
+                yield TriggerEvent(result)
+                return
+            if self.warn_at and _now() >= dt.datetime.fromisoformat(self.warn_at) and result["status"] == "waiting":
+                # The sensor alerts and defers again without warn_at, so this fires once per run.
+                result["status"] = "deadline_warning"
                 result["deadline"] = self.deadline
                 yield TriggerEvent(result)
                 return

@@ -334,3 +334,30 @@ def test_sensor_waits_deferred_until_gib_berats_arrive(env: Env, tmp_path) -> No
     ev = evidence(env.tmp, tax, Period(2025, 10))
     assert ev["backup_status"] == "Yedeklendi" and ev["secondary_copy_deadline"]["rule"] == "EDGT-3+EDGT-5"
     assert ev["secondary_copy_deadline"]["date"] == "2026-03-01"  # 14 Feb 2026 + 15 days (corporate)
+
+
+def test_a_month_near_its_secondary_copy_deadline_alerts_once_then_keeps_waiting(env: Env) -> None:
+    import datetime as dt
+
+    from include.edefter.deadlines import TaxpayerKind, secondary_copy_deadline
+
+    # The next month whose secondary-copy deadline is still ahead (deadlines are monthly, so a
+    # 45-day warning window always contains one, whatever today's date is).
+    today = dt.date.today()
+    period = Period(today.year, today.month)
+    for _ in range(8):
+        period = period.previous()
+        if secondary_copy_deadline(period, TaxpayerKind.KURUMLAR).date >= today:
+            upcoming = period
+    tax = "1616161616"
+    folder = env.company("yaklasan", tax, start_month=str(upcoming), berat_timeout_seconds=4,
+                         deadline_warning_days=45)
+    env.month(folder, tax, upcoming, stage=Stage.TAXPAYER_BERATS)
+    result = env.run(f"edefter_yedekleme_{tax}", upcoming)
+    result.assert_states(wait_for_approved_berats="failed")
+    statuses = [p["status"] for p in env.webhook.payloads]
+    assert statuses == ["İkincil kopya süresi yaklaşıyor", "Onaylı beratlar gelmedi"]
+    warning = env.webhook.payloads[0]
+    deadline = secondary_copy_deadline(upcoming, TaxpayerKind.KURUMLAR)
+    assert deadline.date.isoformat() in warning["reason"] and "GIB-" in warning["reason"]
+    assert warning["month"] == str(upcoming)
