@@ -362,3 +362,33 @@ def test_check_zip_truncated_ledger(make_month, tmp_path: Path) -> None:  # type
     assert ei.value.code.startswith("content.xml.")
     res = check_zip(z, parse_name(z.name), max_uncompressed=1 << 26, max_ratio=200, header_only_over=0)
     assert res.xml_size == month.path("Y").stat().st_size
+
+
+def test_download_with_wrong_checksum_leaves_nothing(tmp_path: Path) -> None:
+    """A body that does not match the server's X-Content-SHA256 raises IntegrityError; no file appears."""
+    from include.integrator.client import IntegrityError
+
+    class Lying(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b"PK not the archived bytes"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Content-SHA256", "0" * 64)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Lying)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    try:
+        c = IntegratorClient(f"http://127.0.0.1:{srv.server_address[1]}", "u", "p", retries=0)
+        dest = tmp_path / "f.zip"
+        with pytest.raises(IntegrityError):
+            c.download("1234567801-201909-Y-000000.zip", dest)
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        srv.shutdown()
+        srv.server_close()
