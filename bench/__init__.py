@@ -94,7 +94,7 @@ class BenchResult:
         for m in self.metrics:
             verdict = "" if m.met is None else ("  OK" if m.met else "  MISSED")
             goal = f"  (goal {m.goal})" if m.goal else ""
-            lines.append(f"  {m.name:<48} {m.render_value():>12} {m.unit:<8}{goal}{verdict}")
+            lines.append(f"  {m.name:<58} {m.render_value():>10} {m.unit:<6}{goal}{verdict}")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
