@@ -156,12 +156,12 @@ class EDefterAlertNotifier(BaseNotifier):
         self.from_email = from_email
         self.webhook_conn_id = webhook_conn_id
 
-    def warn(self, context: Any, reason: str) -> None:
-        """A warning that is not a task failure (the secondary-copy deadline is near)."""
+    def warn(self, context: Any, reason: str, passed: bool = False) -> None:
+        """A warning that is not a task failure (the secondary-copy deadline is near or past)."""
         ctx = dict(context)
         ctx.pop("exception", None)
         ctx["reason"] = reason
-        ctx["edefter_alert_status"] = "İkincil kopya süresi yaklaşıyor"
+        ctx["edefter_alert_status"] = "İkincil kopya süresi geçti" if passed else "İkincil kopya süresi yaklaşıyor"
         self.notify(ctx)
 
     def notify(self, context: Any) -> None:

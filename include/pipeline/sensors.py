@@ -160,14 +160,18 @@ class WaitForApprovedBeratsSensor(BaseSensorOperator):
         if event.get("status") == "ready":
             return self._done(event, period, legal)
         if event.get("status") == "deadline_warning":
+            from include.edefter.deadlines import end_of_day
+
+            passed = _now() >= end_of_day(dt.date.fromisoformat(legal["date"]))
+            verb_tr, verb_en = ("geçti", "has passed") if passed else ("yaklaşıyor", "is near")
             reason = (
-                f"{period.label_tr} için ikincil kopya süresi {legal['date']} ({legal['rule']}) yaklaşıyor, "
+                f"{period.label_tr} için ikincil kopya süresi {legal['date']} ({legal['rule']}) {verb_tr}, "
                 f"onaylı beratlar hâlâ eksik: {event.get('missing_text')} / the secondary-copy deadline of "
-                f"{period} is {legal['date']} and approved berats are still missing"
+                f"{period} ({legal['date']}) {verb_en} and approved berats are still missing"
             )
             self.log.warning("%s", reason)
             try:
-                self.deadline_notifier.warn(context, reason)
+                self.deadline_notifier.warn(context, reason, passed=passed)
             except Exception as exc:  # an alert channel failing must not end the wait
                 self.log.error("uyarı gönderilemedi / warning not delivered: %s", exc)
             deadline = dt.datetime.fromisoformat(event.get("deadline") or _deadline.isoformat())

@@ -304,7 +304,7 @@ def test_sensor_waits_deferred_until_gib_berats_arrive(env: Env, tmp_path) -> No
     import shutil
 
     tax = "1313131313"
-    folder = env.company("bekle", tax, berat_timeout_seconds=120)
+    folder = env.company("bekle", tax, berat_timeout_seconds=120, deadline_warning_days=0)
     full = env.month(tmp_path / "full-set", tax, Period(2025, 10))
     gib = [full.path(code) for code in ("GIB-YB", "GIB-KB")]
     for src in full.paths.values():
