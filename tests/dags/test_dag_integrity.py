@@ -83,3 +83,21 @@ def test_config_error_is_an_import_error_naming_company_and_field(
     assert bag.dag_ids == [] or not bag.dags
     (err,) = bag.import_errors.values()
     assert needle in err
+
+
+def test_parsing_imports_no_heavy_libraries() -> None:
+    """The DAG file is parsed every few seconds: the domain's lxml/isal/HTTP stack loads only in tasks."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, airflow.sdk\n"
+        "before = set(sys.modules)\n"
+        "import include.pipeline.dag_factory as f\n"
+        "assert len(list(f.build_dags())) == 4\n"
+        "print(sorted({m.split('.')[0] for m in set(sys.modules) - before}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "EDEFTER_COMPANIES_FILE": ""}).stdout
+    for heavy in ("lxml", "isal", "requests", "cryptography", "signxml"):
+        assert f"'{heavy}'" not in out, out
