@@ -297,7 +297,8 @@ def format_table(rows: Sequence[StatusRow], *, max_message: int = 70) -> str:
     body = []
     for r in rows:
         message = " ".join(r.message.split())
-        if len(message) > max_message:
+        # A failure reason is the point of its row (file and rule): never cut it short.
+        if len(message) > max_message and r.backup_status != BackupStatus.YEDEKLENEMEDI.value:
             message = message[: max_message - 1] + "…"
         body.append(
             (r.company, r.branch or "-", r.month.label_tr, r.edefter_status, r.backup_status, message)
@@ -1070,8 +1071,9 @@ def failure_reason(paths: Paths, run: RunState) -> str:
                 with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
                     detail = json.loads(line)["error_detail"][0]
                     lines = [x.strip() for x in str(detail["exc_value"]).splitlines() if x.strip()]
-                    # The verdict line plus the first problem (file and rule) is what a reader needs.
-                    return " ".join(lines[:2])
+                    # The verdict plus the first problem (rule and file), Turkish halves only: the table
+                    # is for accountants; the full bilingual text stays in the task log.
+                    return " ".join(x.split(" / ", 1)[0] for x in lines[:2])
     return f"DAG run {run.run_id} failed; see its task logs in the Airflow UI"
 
 

@@ -216,6 +216,8 @@ def test_format_table_aligns_turkish_text() -> None:
     assert "Eylül-2026" in lines[2] and "Ekim-2026" in lines[3]
     assert lines[2].endswith("…") and len(lines[2].split("  ")[-1].strip()) == 30
     assert " -  " in lines[3]  # firma bazında rows show "-" for the branch
+    failed = StatusRow("Örnek", None, Period(2026, 3), "Onaylı Berat İndirildi", "Yedeklenemedi", "neden " * 40)
+    assert format_table([failed], max_message=30).splitlines()[2].endswith("neden neden")  # reasons are kept whole
 
 
 def test_settle_progress_counts_finished_and_deferred_months() -> None:
@@ -372,7 +374,7 @@ def test_failure_reason_reads_the_verdict_from_the_task_log(tmp_path: Path) -> N
     (task_dir / "attempt=1.log").write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
     reason = demo.failure_reason(paths, run)
     assert reason.startswith("Yedeklenemedi: Mart-2026")
-    assert "[crypto.signature.reference_digest] 1234567801-202603-Y-000000.xml" in reason
-    assert "second problem" not in reason
+    assert "[crypto.signature.reference_digest] 1234567801-202603-Y-000000.xml: Belge özeti tutmuyor" in reason
+    assert "second problem" not in reason and "Backup failed" not in reason
     other = RunState(run.dag_id, "manual__x", "failed")
     assert "manual__x failed" in demo.failure_reason(paths, other)
