@@ -75,6 +75,11 @@ def evidence_path(unit: BackupUnit, period: Period) -> Path:
     return evidence_dir() / unit.relative_dir / f"{period}.json"
 
 
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -121,18 +126,50 @@ def _archived_confirmed(client: Any, unit: BackupUnit, period: Period) -> Any | 
     return status if status.status is BackupStatus.YEDEKLENDI else None
 
 
-def _guard_differences(status: Any, local: dict[str, str]) -> list[str]:
-    """Names whose local zip SHA-256 differs from the confirmed archive (or are new/missing)."""
+def _archived_xml_sha256(client: Any, zip_name: str) -> str | None:
+    """SHA-256 of the XML inside the archived zip (downloaded to a temp dir), or None if unreadable."""
+    import hashlib
+    import zipfile
+
+    with tempfile.TemporaryDirectory(prefix="edefter-guard-") as tmp:
+        target = Path(tmp) / zip_name
+        try:
+            client.download(zip_name, target)
+            with zipfile.ZipFile(target) as zf:
+                (info,) = [i for i in zf.infolist() if not i.is_dir()]
+                h = hashlib.sha256()
+                with zf.open(info) as member:
+                    while block := member.read(1 << 20):
+                        h.update(block)
+                return h.hexdigest()
+        except Exception as exc:  # unreadable archive copy: report it as a difference
+            log.warning("arşiv kopyası okunamadı / archived copy unreadable %s: %s", zip_name, exc)
+            return None
+
+
+def _guard_differences(status: Any, local: Sequence[PackagedFile], client: Any = None) -> list[str]:
+    """Local files that differ from the confirmed archive (or are new/missing there).
+
+    Zips are compared first (our zips are deterministic); a zip mismatch is confirmed on the
+    XML bytes inside the archived copy, so a changed packer version never raises a false alarm.
+    """
     archived = {f.name: (f.sha256 or "").lower() for f in status.files}
+    by_name = {f.zip_name: f for f in local}
     diffs: list[str] = []
-    for name in sorted(set(archived) | set(local)):
-        a, b = archived.get(name), local.get(name)
+    for name in sorted(set(archived) | set(by_name)):
+        a, mine = archived.get(name), by_name.get(name)
         if a is None:
             diffs.append(f"{name}: arşivde yok, yerelde var / not in the archive, present locally")
-        elif b is None:
+        elif mine is None:
             diffs.append(f"{name}: arşivde var, yerelde yok / archived, missing locally")
-        elif a != b:
-            diffs.append(f"{name}: SHA-256 yerel {b[:16]}… ≠ arşiv {a[:16]}… / local differs from archive")
+        elif a != mine.zip_sha256:
+            archived_xml = _archived_xml_sha256(client, name) if client is not None else None
+            if archived_xml is not None and archived_xml == mine.xml_sha256:
+                continue  # same XML bytes, zipped differently (another packer version)
+            diffs.append(
+                f"{name}: SHA-256 yerel {mine.xml_sha256[:16]}… ≠ arşiv {(archived_xml or a)[:16]}… / "
+                "local bytes differ from the archived copy"
+            )
     return diffs
 
 
@@ -191,13 +228,21 @@ def verify_month(unit: BackupUnit, period: Period, client_factory: ClientFactory
     if problems:
         if client_factory is not None:
             try:
-                confirmed = _archived_confirmed(client_factory(), unit, period)
+                client = client_factory()
+                confirmed = _archived_confirmed(client, unit, period)
             except Exception as exc:  # the guard is best effort here; the set is bad either way
                 log.warning("arşiv durumu sorgulanamadı / archive status unavailable: %s", exc)
                 confirmed = None
             if confirmed is not None:
-                # Confirmed in the archive, broken locally: the local copy was changed afterwards.
-                _raise_guard(unit, period, [str(p) for p in problems])
+                with tempfile.TemporaryDirectory(prefix="edefter-guard-", dir=_ensure(work_dir())) as tmp:
+                    local = [
+                        package_file(disc.found(n).path, Path(tmp), forbidden_root=unit.folder)
+                        for n in ledger_set.ordered_files()
+                    ]
+                    diffs = _guard_differences(confirmed, local, client)
+                if diffs:
+                    # Confirmed in the archive, different and broken locally: changed after the backup.
+                    _raise_guard(unit, period, diffs + [str(p) for p in problems])
         raise VerdictError(
             f"Yedeklenemedi: {period.label_tr} e-Defter dosyaları doğrulanamadı ({len(problems)} sorun)",
             f"Backup failed: the e-Defter files of {period} did not pass verification ({len(problems)} problems)",
@@ -261,13 +306,12 @@ def upload_month(unit: BackupUnit, period: Period, manifest_path: Path | str, cl
     from include.integrator.client import AuthError, ConflictError, RejectedError
 
     manifest = Manifest.read(Path(manifest_path))
-    local = {f.zip_name: f.zip_sha256 for f in manifest.files}
     try:
         status = client.month_status(unit.taxpayer_id, unit.branch, period)
     except AuthError as exc:
         raise _auth_verdict(unit, exc) from exc
     if status.status is BackupStatus.YEDEKLENDI:
-        diffs = _guard_differences(status, local)
+        diffs = _guard_differences(status, manifest.files, client)
         if diffs:
             _raise_guard(unit, period, diffs)
         log.info("%s zaten yedeklendi, aynı dosyalar: yükleme yok / already backed up, identical: nothing to upload", period)

@@ -55,3 +55,36 @@ def test_verify_names_the_missing_month_and_folder(sample_pki: TestPKI, tmp_path
     unit = _unit(tmp_path / "yok", "1515151515")
     with pytest.raises(VerdictError, match="bulunamadı"):
         verify_month(unit, Period(2025, 12))
+
+
+def test_guard_compares_xml_bytes_when_the_archive_was_zipped_by_another_packer(
+    integrator: Integrator, sample_pki: TestPKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archived by another tool (different zip bytes, same XML): a re-run is not a ransomware alarm."""
+    import zipfile
+
+    from include.edefter.packaging import Manifest, sha256_file
+
+    monkeypatch.setenv("EDEFTER_WORK_DIR", str(tmp_path / "work"))
+    tax = "1717171717"
+    folder = tmp_path / "edefter"
+    generate_month(folder, taxpayer_id=tax, company_name="Başka A.Ş.", period=Period(2025, 12), pki=sample_pki)
+    unit = _unit(folder, tax)
+    pkg = package_month(unit, Period(2025, 12))
+    manifest = Manifest.read(Path(pkg["manifest_path"]))
+    other = tmp_path / "other-packer"
+    other.mkdir()
+    with IntegratorClient(integrator.url, integrator.account(tax), PASSWORD) as client:
+        sent = []
+        for f in manifest.files:
+            z = other / f.zip_name
+            with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+                zf.write(folder / f.name, f.name)
+            sha = sha256_file(z)
+            assert sha != f.zip_sha256
+            client.upload_file(z, f.zip_name, sha256=sha)
+            sent.append((f.zip_name, sha))
+        client.submit_month(tax, None, Period(2025, 12), sent)
+        assert client.wait_for_final(tax, None, Period(2025, 12), timeout=60).status.value == "Yedeklendi"
+        out = upload_month(unit, Period(2025, 12), pkg["manifest_path"], client)
+    assert out["uploaded"] == 0 and out["skipped_month_already_backed_up"] is True
