@@ -1159,7 +1159,7 @@ def run_demo(mode: str, *, scenario: Scenario, paths: Paths, port: int, settle_t
         wait_for_dags(stack, api)
         if ui:
             say(f"\n  Airflow UI: {stack.api_url}   {ui_login(stack)}\n")
-        say("[4/5] DAG'lar açıldı, aylar başlatılıyor (DAGs unpaused, months started)")
+        say("[4/5] Aylar başlatılıyor: backfill, tetikleme, DAG'lar açılıyor (backfills, triggered runs, DAGs unpaused)")
         start_months(stack, api)
         states = wait_until_settled(stack, api, timeout=settle_timeout)
         say("[5/5] Durum tablosu (status table)\n")
