@@ -429,6 +429,19 @@ def _sweep_session(session: int, killed: list[int], grace: float = 5.0) -> list[
     return killed
 
 
+def _interrupt_when_parent_dies() -> None:
+    """In the child, before exec: if the demo itself dies without cleaning up (kill -9), the kernel
+    sends this child SIGINT, the signal every component treats as Ctrl-C (`airflow standalone` then
+    stops its own components). Linux only; elsewhere the ordered stop on Ctrl-C is all there is."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGINT), 0, 0, 0)
+
+
 @dataclass
 class ManagedProcess:
     name: str
@@ -456,6 +469,7 @@ class ProcessGroup:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
+                preexec_fn=_interrupt_when_parent_dies,
             )
         proc = ManagedProcess(name, popen, log_path)
         self.processes.append(proc)
@@ -1159,7 +1173,9 @@ def run_demo(mode: str, *, scenario: Scenario, paths: Paths, port: int, settle_t
         wait_for_dags(stack, api)
         if ui:
             say(f"\n  Airflow UI: {stack.api_url}   {ui_login(stack)}\n")
-        say("[4/5] Aylar başlatılıyor: backfill, tetikleme, DAG'lar açılıyor (backfills, triggered runs, DAGs unpaused)")
+        say(
+            "[4/5] Aylar başlatılıyor: backfill, tetikleme, DAG'lar açılıyor (backfills, triggered runs, DAGs unpaused)"
+        )
         start_months(stack, api)
         states = wait_until_settled(stack, api, timeout=settle_timeout)
         say("[5/5] Durum tablosu (status table)\n")

@@ -378,3 +378,40 @@ def test_failure_reason_reads_the_verdict_from_the_task_log(tmp_path: Path) -> N
     assert "second problem" not in reason and "Backup failed" not in reason
     other = RunState(run.dag_id, "manual__x", "failed")
     assert "manual__x failed" in demo.failure_reason(paths, other)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_children_are_interrupted_when_the_demo_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the demo cannot run its cleanup; the kernel then interrupts each direct child."""
+    script = tmp_path / "tree.py"
+    script.write_text(_TREE)
+    log = tmp_path / "pdeath.log"
+    launcher = textwrap.dedent(
+        f"""
+        import os, sys, time
+        from pathlib import Path
+        from include.pipeline.demo import ProcessGroup
+        group = ProcessGroup()
+        proc = group.start("tree", [sys.executable, {str(script)!r}, {str(log)!r}, "p", "0", "polite"],
+                           env=os.environ, log_path=Path({str(tmp_path / "tree.out")!r}), cwd=Path({str(tmp_path)!r}))
+        print(proc.popen.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE, text=True, cwd=demo.PROJECT_ROOT)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    ready = Path(str(log) + ".ready")
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survived = _alive(child)
+    if survived:  # do not leave it behind when the test fails
+        os.kill(child, signal.SIGKILL)
+    assert not survived
