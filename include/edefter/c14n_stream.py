@@ -37,6 +37,7 @@ falls back to whole-tree C14N (``tree_digest``), which is size-capped.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ __all__ = [
     "DS_NS",
     "DEFAULT_FLUSH_TAGS",
     "StreamResult",
+    "chunked_enveloped_c14n",
     "escape_text",
     "stream_enveloped_c14n",
     "tree_enveloped_c14n",
@@ -468,3 +470,251 @@ def sha256_stream(source: BinaryIO, **kw: Any) -> tuple[bytes, StreamResult]:
     h = hashlib.sha256()
     res = stream_enveloped_c14n(source, h.update, **kw)
     return h.digest(), res
+
+
+# --------------------------------------------------------------------------- chunked fast path
+
+_READ_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 18
+MAX_PREFIX_BYTES = 16 << 20  # markup before the first entry / after the last one, held as a tree
+MAX_ENTRY_BYTES = 16 << 20  # one entry larger than this: the chunked path gives up
+_ENTRY_START = re.compile(rb"<((?:[A-Za-z_][\w.\-]*:)?entryHeader)[\s>/]")
+_XML_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
+_TAG_END = frozenset(b"> \t\r\n/")
+
+
+class _GiveUp(Exception):
+    """The chunked path does not apply to this document; the caller uses the general path."""
+
+
+class _ChunkCanon:
+    """C14N of a balanced run of sibling elements, in the namespace context of their parent.
+
+    The run is parsed inside a stand-in root ``<w>`` that declares exactly the
+    namespaces in scope at the real parent, and the stand-in document is given to
+    libxml2's whole-document C14N (which it gets right); ``<w ...>``/``</w>`` are
+    cut off. In place, inclusive C14N renders no namespace declaration inside a run
+    that declares none itself: every element has its parent's namespace axis. The
+    same holds for exclusive C14N when the stand-in root visibly uses every
+    namespace in scope (one attribute per prefix): it renders them all, and the run
+    below finds each one already rendered. libxml2's exclusive C14N is about 2.5x
+    faster than its inclusive C14N, which walks every namespace in scope at every
+    element; runs that declare a namespace (raw bytes holding ``xmlns``) take the
+    inclusive C14N, which is exact for any layout.
+    """
+
+    def __init__(self, nsmap: dict[str | None, str]) -> None:
+        def esc(u: str) -> str:
+            return u.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+
+        decls = "".join(f' xmlns="{esc(u)}"' if p is None else f' xmlns:{p}="{esc(u)}"' for p, u in nsmap.items())
+        uses = "".join(f' {p}:w=""' for p in nsmap if p is not None)
+        self.open_raw = f"<w{decls}{uses}>".encode()
+        self.parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+        empty = etree.fromstring(self.open_raw + b"</w>", self.parser)
+        self.open_c14n = {mode: self._c14n(empty, mode)[:-4] for mode in (False, True)}
+
+    @staticmethod
+    def _c14n(root: Any, exclusive: bool) -> bytes:
+        return etree.tostring(root.getroottree(), method="c14n", exclusive=exclusive, with_comments=False)
+
+    def __call__(self, chunk: bytes) -> bytes:
+        root = etree.fromstring(self.open_raw + chunk + b"</w>", self.parser)
+        if b"Signature" in chunk and next(root.iter(SIG_TAG, SV_TAG), None) is not None:
+            raise _GiveUp("a signature element among the entries")
+        exclusive = b"xmlns" not in chunk
+        out = self._c14n(root, exclusive)
+        start = self.open_c14n[exclusive]
+        if not out.startswith(start) or not out.endswith(b"</w>"):  # pragma: no cover - libxml2 invariant
+            raise _GiveUp("unexpected C14N output for the stand-in root")
+        return out[len(start):-4]
+
+
+def _split_before(buf: bytes, pat: bytes, lo: int, hi: int) -> int:
+    """Offset of the last ``pat`` start tag in ``buf[lo:hi]`` (the tag may run past hi), or -1."""
+    while True:
+        k = buf.rfind(pat, lo, hi)
+        if k < 0:
+            return -1
+        nxt = k + len(pat)
+        if nxt < len(buf) and buf[nxt] in _TAG_END:
+            return k
+        hi = k + len(pat) - 1
+        if hi <= lo:
+            return -1
+
+
+def chunked_enveloped_c14n(
+    source: BinaryIO,
+    write: Callable[[bytes], None],
+    *,
+    on_signature: Callable[[Any], Any] | None = None,
+    workers: int = 0,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> StreamResult | None:
+    """Inclusive C14N of ``source`` minus its first top-level ``ds:Signature``, by entry chunks.
+
+    The fast path for ledgers: the long run of ``entryHeader`` siblings is cut
+    into chunks of about ``chunk_bytes`` right before an entry's start tag, each
+    chunk is parsed and canonicalized on its own (``_ChunkCanon``, optionally in
+    ``workers`` threads - libxml2 parses and canonicalizes without the GIL), and
+    the rest of the document (the markup before the first entry and after the last
+    one, with the Signature) is a small "skeleton" document in which one
+    placeholder element stands for the run; it goes through
+    ``stream_enveloped_c14n``, and the placeholder's canonical form is replaced by
+    the chunks' output.
+
+    Why the bytes are exactly the document's canonical form: every chunk parses
+    as balanced content, so no cut is inside a tag, comment, CDATA section or PI,
+    and the document's parse is the skeleton's with the placeholder replaced by
+    the chunks' nodes; the placeholder must appear exactly once as an element in
+    the skeleton's output; the skeleton's output before the placeholder is
+    written first from a stand-in (the prefix with its open elements closed) and
+    checked equal at the end.
+
+    Returns None when the document does not fit (no entries, a DOCTYPE, an
+    encoding other than UTF-8, an entry larger than ``MAX_ENTRY_BYTES``, a
+    Signature among the entries, malformed XML...). Then what was already given
+    to ``write`` is meaningless and the caller must start over with
+    ``stream_enveloped_c14n`` (which also reports malformed XML properly).
+    """
+    try:
+        return _chunked(source, write, on_signature, workers, chunk_bytes)
+    except (_GiveUp, etree.XMLSyntaxError):
+        return None
+
+
+def _chunked(source: BinaryIO, write: Callable[[bytes], None], on_signature: Callable[[Any], Any] | None,
+             workers: int, chunk_bytes: int) -> StreamResult | None:
+    import secrets
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    # 1. the prefix: everything before the first entry start tag
+    buf = b""
+    eof = False
+    m = None
+    while m is None:
+        block = source.read(_READ_BYTES)
+        if not block:
+            raise _GiveUp("no entry")
+        buf += block
+        m = _ENTRY_START.search(buf)
+        if m is None and len(buf) > MAX_PREFIX_BYTES:
+            raise _GiveUp("no entry near the start")
+    prefix = buf[: m.start()]
+    buf = buf[m.start():]
+    if buf.startswith((b"\xff\xfe", b"\xfe\xff")) or prefix.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _GiveUp("UTF-16")
+    enc = _XML_ENCODING.match(prefix)
+    if enc is not None and enc.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
+        raise _GiveUp("not UTF-8")
+    if b"<!DOCTYPE" in prefix or b"<!ENTITY" in prefix:
+        raise _GiveUp("DTD")
+    qname = m.group(1)
+    pat = b"<" + qname
+    end_pat = b"</" + qname + b">"
+
+    # 2. the placeholder, its namespace context, and the canonical bytes before it
+    token = secrets.token_hex(8)
+    ph_raw = f"<ph-{token}/>".encode()
+    ph_c14n = f"<ph-{token}></ph-{token}>".encode()
+    pull = etree.XMLPullParser(events=("start",), resolve_entities=False, no_network=True, load_dtd=False,
+                               huge_tree=True, remove_comments=True)
+    pull.feed(prefix + ph_raw)
+    ph_el = None
+    for _, el in pull.read_events():
+        if el.tag == f"ph-{token}":
+            ph_el = el
+    if ph_el is None:
+        raise _GiveUp("the first entry is not in element content")
+    ancestors = list(ph_el.iterancestors())
+    if not ancestors:
+        raise _GiveUp("no parent element")
+    closing = b"".join(b"</" + _qname(a) + b">" for a in ancestors)
+    canon = _ChunkCanon(dict(ph_el.nsmap))
+    del pull, ph_el, ancestors
+    stand_in: list[bytes] = []
+    stream_enveloped_c14n(io.BytesIO(prefix + ph_raw + closing), stand_in.append)
+    head = b"".join(bytes(b) for b in stand_in)
+    if head.count(ph_c14n) != 1:
+        raise _GiveUp("placeholder not found once")
+    head = head[: head.index(ph_c14n)]
+    write(head)
+    head_digest = hashlib.sha256(head).digest()
+    del stand_in, head
+
+    # 3. the entries, in chunks cut right before an entry start tag
+    pool = ThreadPoolExecutor(workers) if workers > 0 else None
+    pending: deque[Future[bytes]] = deque()
+
+    def submit(chunk: bytes) -> None:
+        if pool is None:
+            write(canon(chunk))
+            return
+        pending.append(pool.submit(canon, chunk))
+        while len(pending) > 2 * workers:
+            write(pending.popleft().result())
+
+    try:
+        pos = 0  # buf[pos:] is not submitted yet; buf is compacted only when read into
+        while True:
+            if not eof and len(buf) - pos <= chunk_bytes:
+                block = source.read(max(_READ_BYTES, chunk_bytes))
+                if block:
+                    buf = buf[pos:] + block
+                    pos = 0
+                    continue
+                eof = True
+            if eof:
+                break
+            k = _split_before(buf, pat, pos + 1, pos + chunk_bytes)
+            if k < 0:
+                k = _split_before(buf, pat, pos + 1, len(buf))
+            if k > 0:
+                submit(buf[pos:k])
+                pos = k
+            elif len(buf) - pos > MAX_ENTRY_BYTES:
+                raise _GiveUp("an entry too large for the chunked path")
+            else:
+                block = source.read(_READ_BYTES)
+                if block:
+                    buf = buf[pos:] + block
+                    pos = 0
+                else:
+                    eof = True
+        # the final piece: the last entries, then the suffix (closing tags, the Signature, ...)
+        e = buf.rfind(end_pat, pos)
+        if e < 0:
+            raise _GiveUp("no end tag of the last entry")
+        e += len(end_pat)
+        suffix = buf[e:]
+        if len(suffix) > MAX_PREFIX_BYTES:
+            raise _GiveUp("too much after the last entry")
+        while e - pos > chunk_bytes:
+            k = _split_before(buf, pat, pos + 1, pos + chunk_bytes)
+            if k < 0:
+                break
+            submit(buf[pos:k])
+            pos = k
+        submit(buf[pos:e])
+        del buf
+        while pending:
+            write(pending.popleft().result())
+    finally:
+        if pool is not None:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True)
+
+    # 4. the real skeleton: the same head, then the tail after the placeholder
+    out: list[bytes] = []
+    res = stream_enveloped_c14n(io.BytesIO(prefix + ph_raw + suffix), out.append, on_signature=on_signature)
+    whole = b"".join(bytes(b) for b in out)
+    if whole.count(ph_c14n) != 1:
+        raise _GiveUp("placeholder not found once in the skeleton")
+    i = whole.index(ph_c14n)
+    if hashlib.sha256(whole[:i]).digest() != head_digest:
+        raise _GiveUp("the skeleton's head differs from the stand-in's")
+    write(whole[i + len(ph_c14n):])
+    return res
