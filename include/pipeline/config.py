@@ -189,7 +189,8 @@ def load_config(path: Path | str | None = None) -> PipelineConfig:
             None, "file", f"cannot read {source}: {exc.strerror or exc}", f"{source} okunamıyor: {exc.strerror or exc}"
         ) from exc
     try:
-        data = yaml.safe_load(text)
+        # libyaml's C loader when present: ~10x faster for a 1,000-company file parsed every few seconds.
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
     except yaml.YAMLError as exc:
         raise ConfigError(None, "file", f"{source} is not valid YAML: {exc}", f"{source} geçerli YAML değil: {exc}") from exc
     return parse_config(data, source=source)
