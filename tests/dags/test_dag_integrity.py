@@ -40,6 +40,7 @@ def test_default_config_yields_the_demo_dags(monkeypatch: pytest.MonkeyPatch) ->
     assert str(auto.timetable.timezone) == "Europe/Istanbul" and auto.timetable.expression == "0 0 1 * *"
     manual = bag.dags["edefter_yedekleme_12345678901"]
     assert type(manual.timetable).__name__ == "NullTimetable" and "elle" in manual.tags
+    assert "month" in manual.params  # the trigger form's "Ay / Month" field (Gönder)
     # the task order of the contract
     order = ["wait_for_approved_berats", "verify", "package", "upload", "wait_for_backup_confirmation", "record"]
     for up, down in zip(order, order[1:], strict=False):
