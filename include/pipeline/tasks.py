@@ -478,6 +478,12 @@ def record_month(
     }
     path = evidence_path(unit, period)
     _write_json(path, evidence)
+    if backup_status == BackupStatus.YEDEKLENDI.value:
+        # The archive holds the zips now; the work copy would only double the disk use. The
+        # manifest, verify and upload records stay beside the evidence for inspection.
+        import shutil
+
+        shutil.rmtree(work / "zips", ignore_errors=True)
     return {
         "company": unit.company_name,
         "taxpayer_id": unit.taxpayer_id,

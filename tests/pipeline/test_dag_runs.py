@@ -37,6 +37,8 @@ def test_ready_month_is_backed_up_and_a_rerun_uploads_nothing(env: Env, capfd) -
     assert len(ev["files"]) == 7 and all(f["signature_value"] and f["receipt"] for f in ev["files"])
     assert [f["code"] for f in ev["files"]] == ["Y", "K", "YB", "KB", "GIB-YB", "GIB-KB", "DR"]
     assert env.upload_doc(TAX, Period(2025, 1))["uploaded"] == 7
+    month_work = env.tmp / "work" / TAX / "2025-01"
+    assert (month_work / "manifest.json").is_file() and not (month_work / "zips").exists()  # work zips cleaned
     archived = env.integrator.stored(TAX)
     assert {n for n, _ in archived} >= {f["zip_name"] for f in ev["files"]}
     assert tree_snapshot(folder) == before  # the e-Defter folder is never written
