@@ -624,7 +624,7 @@ def _chunked(source: BinaryIO, write: Callable[[bytes], None], on_signature: Cal
     pull.feed(prefix + ph_raw)
     ph_el = None
     for _, el in pull.read_events():
-        if el.tag == f"ph-{token}":
+        if el.prefix is None and etree.QName(el).localname == f"ph-{token}":  # in a default namespace, too
             ph_el = el
     if ph_el is None:
         raise _GiveUp("the first entry is not in element content")

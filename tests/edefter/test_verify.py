@@ -6,6 +6,7 @@ Real files from the sample generator, real xmlsec1 as the differential oracle.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import re
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from include.edefter.c14n_stream import CHUNK_BYTES, chunked_enveloped_c14n, stream_enveloped_c14n
 from include.edefter.naming import EDefterName, Period, parse_name
 from include.edefter.problems import Severity
 from include.edefter.sample import TestPKI, generate_month
@@ -85,6 +87,21 @@ def test_generated_month_verifies_completely(month: dict[str, bytes], trust: Tru
         if v.name.startswith("GIB-"):
             assert {"gib.same_content", "gib.countersignature", "gib.certificate"} <= checks
     assert month_problems(files, trust) == []
+
+
+def test_generated_ledgers_take_the_chunked_path_with_the_same_digest(month: dict[str, bytes]) -> None:
+    """Ledgers (Y, K, DR) go through the chunked fast path, small chunks and threads included,
+    and its digest is the general streaming pass's (berats too, when it takes them)."""
+    for n, data in month.items():
+        ref = hashlib.sha256()
+        stream_enveloped_c14n(io.BytesIO(data), ref.update)
+        for chunk_bytes, workers in ((CHUNK_BYTES, 0), (300, 2)):
+            h = hashlib.sha256()
+            res = chunked_enveloped_c14n(io.BytesIO(data), h.update, chunk_bytes=chunk_bytes, workers=workers)
+            if "B-" not in n:
+                assert res is not None, n
+            if res is not None:
+                assert h.digest() == ref.digest(), n
 
 
 def test_verify_file_accepts_opener_and_crypto_check_plugs_in(month: dict[str, bytes], trust: TrustSettings) -> None:
