@@ -820,6 +820,7 @@ class Stack:
     connections: dict[str, str] = field(default_factory=dict)
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict)  # conn_id -> (user, password)
     env: dict[str, str] = field(default_factory=dict)
+    lock: Any = None  # the open lock file of var/
 
     @property
     def api_url(self) -> str:
@@ -1145,6 +1146,23 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def lock_var_dir(var: Path) -> Any:
+    """An exclusive lock on var/ for the life of this process: a second `make run`/`make demo` on the
+    same directory would otherwise reset the state under the first one's running processes."""
+    import fcntl
+
+    var.mkdir(parents=True, exist_ok=True)
+    handle = open(var / ".demo.lock", "w")  # noqa: SIM115 - kept open: the lock lives as long as the file
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise DemoError(
+            f"another `make run` / `make demo` is using {var}; stop it first (or pass --var-dir)"
+        ) from None
+    return handle
+
+
 def run_demo(mode: str, *, scenario: Scenario, paths: Paths, port: int, settle_timeout: float) -> int:
     ui = mode == "run"
     group = ProcessGroup()
@@ -1152,6 +1170,7 @@ def run_demo(mode: str, *, scenario: Scenario, paths: Paths, port: int, settle_t
     started = time.monotonic()
     install_signal_handlers()
     try:
+        stack.lock = lock_var_dir(paths.var)  # held until this process exits
         say(f"[1/5] Demo e-Defter klasörü (folder): {paths.edefter}")
         paths.reset()
         generate_folder(scenario, paths)

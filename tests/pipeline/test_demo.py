@@ -415,3 +415,17 @@ def test_children_are_interrupted_when_the_demo_is_killed(tmp_path: Path) -> Non
     if survived:  # do not leave it behind when the test fails
         os.kill(child, signal.SIGKILL)
     assert not survived
+
+
+def test_var_dir_lock_refuses_a_second_demo(tmp_path: Path) -> None:
+    held = demo.lock_var_dir(tmp_path)
+    other = subprocess.run(
+        [sys.executable, "-c", f"from include.pipeline.demo import lock_var_dir; lock_var_dir(__import__('pathlib').Path({str(tmp_path)!r}))"],
+        capture_output=True,
+        text=True,
+        cwd=demo.PROJECT_ROOT,
+    )
+    assert other.returncode != 0 and "another `make run` / `make demo` is using" in other.stderr
+    held.close()
+    again = demo.lock_var_dir(tmp_path)
+    again.close()
