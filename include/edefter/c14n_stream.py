@@ -476,8 +476,8 @@ def sha256_stream(source: BinaryIO, **kw: Any) -> tuple[bytes, StreamResult]:
 
 _READ_BYTES = 1 << 20
 CHUNK_BYTES = 1 << 18
-MAX_PREFIX_BYTES = 16 << 20  # markup before the first entry / after the last one, held as a tree
-MAX_ENTRY_BYTES = 16 << 20  # one entry larger than this: the chunked path gives up
+MAX_PREFIX_BYTES = 4 << 20  # markup before the first entry / after the last one, held as a tree
+MAX_ENTRY_BYTES = 4 << 20  # one entry larger than this: the chunked path gives up
 _ENTRY_START = re.compile(rb"<((?:[A-Za-z_][\w.\-]*:)?entryHeader)[\s>/]")
 _XML_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
 _TAG_END = frozenset(b"> \t\r\n/")
@@ -558,25 +558,28 @@ def chunked_enveloped_c14n(
     into chunks of about ``chunk_bytes`` right before an entry's start tag, each
     chunk is parsed and canonicalized on its own (``_ChunkCanon``, optionally in
     ``workers`` threads - libxml2 parses and canonicalizes without the GIL), and
-    the rest of the document (the markup before the first entry and after the last
-    one, with the Signature) is a small "skeleton" document in which one
-    placeholder element stands for the run; it goes through
-    ``stream_enveloped_c14n``, and the placeholder's canonical form is replaced by
-    the chunks' output.
+    the rest of the document - the markup before the first entry, then a
+    placeholder element standing for the run, then everything after it (the
+    closing tags and the Signature) - is a "skeleton" streamed through the general
+    pass ``stream_enveloped_c14n``, whose output after the placeholder follows the
+    chunks' output.
 
     Why the bytes are exactly the document's canonical form: every chunk parses
     as balanced content, so no cut is inside a tag, comment, CDATA section or PI,
     and the document's parse is the skeleton's with the placeholder replaced by
-    the chunks' nodes; the placeholder must appear exactly once as an element in
-    the skeleton's output; the skeleton's output before the placeholder is
-    written first from a stand-in (the prefix with its open elements closed) and
-    checked equal at the end.
+    the chunks' nodes; the placeholder (a random name) must come out of the
+    skeleton's C14N as an element; the canonical bytes before it are written first
+    from a stand-in (the prefix with its open elements closed) and must equal the
+    skeleton's.
 
-    Returns None when the document does not fit (no entries, a DOCTYPE, an
-    encoding other than UTF-8, an entry larger than ``MAX_ENTRY_BYTES``, a
-    Signature among the entries, malformed XML...). Then what was already given
-    to ``write`` is meaningless and the caller must start over with
-    ``stream_enveloped_c14n`` (which also reports malformed XML properly).
+    An entry larger than ``MAX_ENTRY_BYTES`` (a kebir account with many lines)
+    ends the chunks: the general pass, which writes such an entry in pieces,
+    streams the rest of the document after the placeholder. Returns None when the
+    document does not fit (no entries, a DOCTYPE, an encoding other than UTF-8, a
+    Signature among the entries, an entry tag inside a comment or CDATA section,
+    malformed XML...). Then what was already given to ``write`` is meaningless and
+    the caller must start over with ``stream_enveloped_c14n`` (which also reports
+    malformed XML properly).
     """
     try:
         return _chunked(source, write, on_signature, workers, chunk_bytes)
@@ -658,6 +661,7 @@ def _chunked(source: BinaryIO, write: Callable[[bytes], None], on_signature: Cal
 
     try:
         pos = 0  # buf[pos:] is not submitted yet; buf is compacted only when read into
+        rest: bytes | None = None  # what the general pass takes over after the chunks
         while True:
             if not eof and len(buf) - pos <= chunk_bytes:
                 block = source.read(max(_READ_BYTES, chunk_bytes))
@@ -675,7 +679,10 @@ def _chunked(source: BinaryIO, write: Callable[[bytes], None], on_signature: Cal
                 submit(buf[pos:k])
                 pos = k
             elif len(buf) - pos > MAX_ENTRY_BYTES:
-                raise _GiveUp("an entry too large for the chunked path")
+                # one entry too large to hold as a tree (a kebir account with many lines):
+                # the general pass, which writes such an entry in pieces, does the rest
+                rest = buf[pos:]
+                break
             else:
                 block = source.read(_READ_BYTES)
                 if block:
@@ -683,21 +690,20 @@ def _chunked(source: BinaryIO, write: Callable[[bytes], None], on_signature: Cal
                     pos = 0
                 else:
                     eof = True
-        # the final piece: the last entries, then the suffix (closing tags, the Signature, ...)
-        e = buf.rfind(end_pat, pos)
-        if e < 0:
-            raise _GiveUp("no end tag of the last entry")
-        e += len(end_pat)
-        suffix = buf[e:]
-        if len(suffix) > MAX_PREFIX_BYTES:
-            raise _GiveUp("too much after the last entry")
-        while e - pos > chunk_bytes:
-            k = _split_before(buf, pat, pos + 1, pos + chunk_bytes)
-            if k < 0:
-                break
-            submit(buf[pos:k])
-            pos = k
-        submit(buf[pos:e])
+        if rest is None:
+            # the final piece: the last entries, then the closing tags, the Signature, ...
+            e = buf.rfind(end_pat, pos)
+            if e < 0:
+                raise _GiveUp("no end tag of the last entry")
+            e += len(end_pat)
+            while e - pos > chunk_bytes:
+                k = _split_before(buf, pat, pos + 1, pos + chunk_bytes)
+                if k < 0:
+                    break
+                submit(buf[pos:k])
+                pos = k
+            submit(buf[pos:e])
+            rest = buf[e:]
         del buf
         while pending:
             write(pending.popleft().result())
@@ -707,14 +713,60 @@ def _chunked(source: BinaryIO, write: Callable[[bytes], None], on_signature: Cal
                 f.cancel()
             pool.shutdown(wait=True)
 
-    # 4. the real skeleton: the same head, then the tail after the placeholder
-    out: list[bytes] = []
-    res = stream_enveloped_c14n(io.BytesIO(prefix + ph_raw + suffix), out.append, on_signature=on_signature)
-    whole = b"".join(bytes(b) for b in out)
-    if whole.count(ph_c14n) != 1:
-        raise _GiveUp("placeholder not found once in the skeleton")
-    i = whole.index(ph_c14n)
-    if hashlib.sha256(whole[:i]).digest() != head_digest:
-        raise _GiveUp("the skeleton's head differs from the stand-in's")
-    write(whole[i + len(ph_c14n):])
+    # 4. the general pass over the skeleton: the prefix, the placeholder, then the rest of
+    # the document (streamed); its output up to the placeholder must be the stand-in's
+    after = _AfterPlaceholder(write, ph_c14n, head_digest)
+    res = stream_enveloped_c14n(_Joined(prefix + ph_raw + rest, source), after, on_signature=on_signature)
+    if not after.found:
+        raise _GiveUp("placeholder not found in the skeleton")
     return res
+
+
+class _Joined:
+    """A read-only stream: ``first``, then what is left of ``rest``."""
+
+    def __init__(self, first: bytes, rest: BinaryIO) -> None:
+        self.first = first
+        self.pos = 0
+        self.rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self.pos < len(self.first):
+            end = len(self.first) if n is None or n < 0 else self.pos + n
+            out = self.first[self.pos:end]
+            self.pos += len(out)
+            if self.pos >= len(self.first):
+                self.first = b""
+                self.pos = 0
+            return out
+        return self.rest.read(n)
+
+
+class _AfterPlaceholder:
+    """Passes on what comes after the placeholder's canonical form; checks what came before."""
+
+    def __init__(self, write: Callable[[bytes], None], ph: bytes, head_digest: bytes) -> None:
+        self.write = write
+        self.ph = ph
+        self.head_digest = head_digest
+        self.head = bytearray()
+        self.found = False
+
+    def __call__(self, b: bytes | memoryview) -> None:
+        if self.found:
+            self.write(b)
+            return
+        start = max(0, len(self.head) - len(self.ph) + 1)
+        self.head += b
+        i = self.head.find(self.ph, start)
+        if i < 0:
+            if len(self.head) > 2 * MAX_PREFIX_BYTES:
+                raise _GiveUp("placeholder not found")
+            return
+        if hashlib.sha256(self.head[:i]).digest() != self.head_digest:
+            raise _GiveUp("the skeleton's head differs from the stand-in's")
+        self.found = True
+        tail = bytes(self.head[i + len(self.ph):])
+        self.head = bytearray()
+        if tail:
+            self.write(tail)

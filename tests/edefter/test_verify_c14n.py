@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from include.edefter import c14n_stream
 from include.edefter.c14n_stream import (
     DS_NS,
     GL_COR,
@@ -198,9 +200,12 @@ def ledgers(draw: st.DrawFn, tricky: bool = False) -> bytes:
 
 
 @settings(max_examples=250, deadline=None)
-@given(ledgers(), st.integers(1, 300), st.sampled_from([0, 2]))
-def test_chunked_on_ledgers_equals_tree_c14n(data: bytes, chunk_bytes: int, workers: int) -> None:
-    got, res = _chunked(data, chunk_bytes, workers)
+@given(ledgers(), st.integers(1, 300), st.sampled_from([0, 2]), st.integers(1, 400), st.integers(1, 600))
+def test_chunked_on_ledgers_equals_tree_c14n(data: bytes, chunk_bytes: int, workers: int, read_bytes: int,
+                                             max_entry: int) -> None:
+    """Small reads and a small entry limit exercise the hand-over to the general pass mid-run."""
+    with patch.object(c14n_stream, "_READ_BYTES", read_bytes), patch.object(c14n_stream, "MAX_ENTRY_BYTES", max_entry):
+        got, res = _chunked(data, chunk_bytes, workers)
     assert res is not None, "ledger-shaped documents take the chunked path"
     assert got == tree_enveloped_c14n(data)
     _same_result(res, stream_enveloped_c14n(io.BytesIO(data), lambda b: None))
