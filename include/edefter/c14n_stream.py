@@ -477,7 +477,8 @@ def sha256_stream(source: BinaryIO, **kw: Any) -> tuple[bytes, StreamResult]:
 _READ_BYTES = 1 << 20
 CHUNK_BYTES = 1 << 18
 MAX_PREFIX_BYTES = 4 << 20  # markup before the first entry / after the last one, held as a tree
-MAX_ENTRY_BYTES = 4 << 20  # one entry larger than this: the chunked path gives up
+MAX_ENTRY_BYTES = 4 << 20  # an entry larger than this has its entryDetail run cut into chunks
+MAX_LINE_BYTES = 4 << 20  # one entryDetail (or an entry's end) larger than this: the chunked path gives up
 _ENTRY_START = re.compile(rb"<((?:[A-Za-z_][\w.\-]*:)?entryHeader)[\s>/]")
 _XML_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
 _TAG_END = frozenset(b"> \t\r\n/")
@@ -544,6 +545,18 @@ def _split_before(buf: bytes, pat: bytes, lo: int, hi: int) -> int:
             return -1
 
 
+def _split_after(buf: bytes, pat: bytes, lo: int, hi: int) -> int:
+    """Offset of the first ``pat`` start tag in ``buf[lo:hi]`` (the tag may run past hi), or -1."""
+    while True:
+        k = buf.find(pat, lo, hi)
+        if k < 0:
+            return -1
+        nxt = k + len(pat)
+        if nxt < len(buf) and buf[nxt] in _TAG_END:
+            return k
+        lo = k + 1
+
+
 def chunked_enveloped_c14n(
     source: BinaryIO,
     write: Callable[[bytes], None],
@@ -572,9 +585,11 @@ def chunked_enveloped_c14n(
     from a stand-in (the prefix with its open elements closed) and must equal the
     skeleton's.
 
-    An entry larger than ``MAX_ENTRY_BYTES`` (a kebir account with many lines)
-    ends the chunks: the general pass, which writes such an entry in pieces,
-    streams the rest of the document after the placeholder. Returns None when the
+    An entry larger than ``MAX_ENTRY_BYTES`` (a kebir account with many lines) has
+    its ``entryDetail`` run cut into chunks the same way, its start and end being
+    canonicalized in a stand-in; an entry without that shape ends the chunks: the
+    general pass, which writes such an entry in pieces, streams the rest of the
+    document after the placeholder. Returns None when the
     document does not fit (no entries, a DOCTYPE, an encoding other than UTF-8, a
     Signature among the entries, an entry tag inside a comment or CDATA section,
     malformed XML...). Then what was already given to ``write`` is meaningless and
@@ -649,15 +664,108 @@ def _chunked(source: BinaryIO, write: Callable[[bytes], None], on_signature: Cal
 
     # 3. the entries, in chunks cut right before an entry start tag
     pool = ThreadPoolExecutor(workers) if workers > 0 else None
-    pending: deque[Future[bytes]] = deque()
+    pending: deque[Future[bytes] | bytes] = deque()
 
-    def submit(chunk: bytes) -> None:
+    def emit(x: Future[bytes] | bytes) -> None:
+        write(x if isinstance(x, bytes) else x.result())
+
+    def submit(fn: Callable[[bytes], bytes], chunk: bytes) -> None:
         if pool is None:
-            write(canon(chunk))
+            write(fn(chunk))
             return
-        pending.append(pool.submit(canon, chunk))
+        pending.append(pool.submit(fn, chunk))
         while len(pending) > 2 * workers:
-            write(pending.popleft().result())
+            emit(pending.popleft())
+
+    def put(data: bytes) -> None:  # canonical bytes made here, in order with the chunks
+        if pool is None:
+            write(data)
+        else:
+            pending.append(data)
+
+    def cut_run(data: bytes, start: int, end: int, spat: bytes, fn: Callable[[bytes], bytes]) -> None:
+        """Submit data[start:end], a balanced run, in chunks of about chunk_bytes cut before spat."""
+        while end - start > chunk_bytes:
+            k = _split_before(data, spat, start + 1, min(start + chunk_bytes, end))
+            if k < 0:
+                break
+            submit(fn, data[start:k])
+            start = k
+        if end > start:
+            submit(fn, data[start:end])
+
+    detail_pat = b"<" + qname[: len(qname) - len(b"entryHeader")] + b"entryDetail"
+    detail_end = b"</" + detail_pat[1:] + b">"
+
+    def big_entry(buf: bytes, pos: int, eof: bool) -> tuple[bytes, int, bool, bool] | None:
+        """An entry too large for one tree (a kebir account): cut its lines into chunks.
+
+        The entry's start (up to its first entryDetail) and its end (after its last
+        entryDetail) are canonicalized in a stand-in (``<w>`` + the start + a
+        placeholder + the end); its entryDetail run in chunks like the entries.
+        Returns (buf, pos, eof, last) with pos at the next entry (or, when last, at
+        the end of this last entry), or None before anything is written if the
+        entry does not have that shape.
+        """
+        d0 = _split_after(buf, detail_pat, pos + 1, pos + MAX_ENTRY_BYTES)
+        if d0 < 0:
+            return None
+        head_raw = buf[pos:d0]
+        pull = etree.XMLPullParser(events=("start",), resolve_entities=False, no_network=True, load_dtd=False,
+                                   huge_tree=True)
+        pull.feed(canon.open_raw + head_raw + ph_raw)
+        ph = next((el for _, el in pull.read_events()
+                   if el.prefix is None and etree.QName(el).localname == f"ph-{token}"), None)
+        if ph is None:
+            return None
+        opens = list(ph.iterancestors())[:-1]  # the entry's open elements, innermost first
+        if not opens:
+            return None
+        inner = _ChunkCanon(dict(ph.nsmap))
+        stand_in = canon.open_raw + head_raw + ph_raw
+        whole = _ChunkCanon._c14n(etree.fromstring(
+            stand_in + b"".join(b"</" + _qname(o) + b">" for o in opens) + b"</w>", canon.parser), False)
+        start = canon.open_c14n[False]
+        i = whole.find(ph_c14n)
+        if not whole.startswith(start) or i < 0:
+            return None
+        head_c14n = whole[len(start):i + len(ph_c14n)]
+        put(whole[len(start):i])
+        del pull, ph, opens, whole
+        pos = d0
+        while True:
+            h = _split_after(buf, pat, pos + 1, len(buf))
+            if h < 0 and not eof:
+                k = _split_before(buf, detail_pat, pos + 1, len(buf))
+                if k > pos:
+                    cut_run(buf, pos, k, detail_pat, inner)
+                    pos = k
+                elif len(buf) - pos > MAX_LINE_BYTES:
+                    raise _GiveUp("an entry line too large")
+                block = source.read(_READ_BYTES)
+                if block:
+                    buf = buf[pos:] + block
+                    pos = 0
+                else:
+                    eof = True
+                continue
+            if h >= 0:
+                end = h
+            else:  # the last entry: it ends with the last entry end tag of the document
+                end = buf.rfind(end_pat, pos)
+                if end < 0:
+                    raise _GiveUp("no end tag of the last entry")
+                end += len(end_pat)
+            de = buf.rfind(detail_end, pos, end)
+            if de < 0:
+                raise _GiveUp("no entry line end")
+            de += len(detail_end)
+            cut_run(buf, pos, de, detail_pat, inner)
+            whole = _ChunkCanon._c14n(etree.fromstring(stand_in + buf[de:end] + b"</w>", canon.parser), False)
+            if not whole.startswith(start + head_c14n) or not whole.endswith(b"</w>"):
+                raise _GiveUp("the entry's end does not close its start")
+            put(whole[len(start) + len(head_c14n):-4])
+            return buf, end, eof, h < 0
 
     try:
         pos = 0  # buf[pos:] is not submitted yet; buf is compacted only when read into
@@ -676,13 +784,19 @@ def _chunked(source: BinaryIO, write: Callable[[bytes], None], on_signature: Cal
             if k < 0:
                 k = _split_before(buf, pat, pos + 1, len(buf))
             if k > 0:
-                submit(buf[pos:k])
+                submit(canon, buf[pos:k])
                 pos = k
             elif len(buf) - pos > MAX_ENTRY_BYTES:
-                # one entry too large to hold as a tree (a kebir account with many lines):
-                # the general pass, which writes such an entry in pieces, does the rest
-                rest = buf[pos:]
-                break
+                big = big_entry(buf, pos, eof)
+                if big is None:
+                    # not shaped like a kebir account: the general pass, which writes
+                    # such an entry in pieces, does the rest of the document
+                    rest = buf[pos:]
+                    break
+                buf, pos, eof, last = big
+                if last:
+                    rest = buf[pos:]
+                    break
             else:
                 block = source.read(_READ_BYTES)
                 if block:
@@ -696,21 +810,16 @@ def _chunked(source: BinaryIO, write: Callable[[bytes], None], on_signature: Cal
             if e < 0:
                 raise _GiveUp("no end tag of the last entry")
             e += len(end_pat)
-            while e - pos > chunk_bytes:
-                k = _split_before(buf, pat, pos + 1, pos + chunk_bytes)
-                if k < 0:
-                    break
-                submit(buf[pos:k])
-                pos = k
-            submit(buf[pos:e])
+            cut_run(buf, pos, e, pat, canon)
             rest = buf[e:]
         del buf
         while pending:
-            write(pending.popleft().result())
+            emit(pending.popleft())
     finally:
         if pool is not None:
             for f in pending:
-                f.cancel()
+                if not isinstance(f, bytes):
+                    f.cancel()
             pool.shutdown(wait=True)
 
     # 4. the general pass over the skeleton: the prefix, the placeholder, then the rest of

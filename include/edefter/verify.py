@@ -722,7 +722,9 @@ def _check_certificate_fields(c: _Checks, cert: x509.Certificate, s: _Sig, trust
 # --------------------------------------------------------------------------- one file
 
 Opener = Callable[[], BinaryIO]
-# threads canonicalizing entry chunks (libxml2 parses and canonicalizes without the GIL)
+# threads canonicalizing entry chunks (libxml2 parses and canonicalizes without the GIL);
+# _CHUNKED = False forces the general streaming pass (the benchmark compares both)
+_CHUNKED = True
 _WORKERS = 2 if (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) >= 2 else 0
 
 
@@ -757,7 +759,7 @@ def _on_signature(el: Any) -> _Sig | _Bad:
 def _run_pass(opener: Opener, digests: Iterable[str], exclusive: bool, prefixes: Sequence[str]
               ) -> tuple[dict[str, bytes], Any]:
     digests = tuple(digests)
-    if not exclusive and not prefixes:
+    if _CHUNKED and not exclusive and not prefixes:
         # the e-Defter norm: ledgers take the chunked path (parallel, ~2x less CPU); any
         # document it does not fit is done again by the general streaming pass below
         mh = _MultiHash(digests)

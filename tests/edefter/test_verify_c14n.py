@@ -219,6 +219,17 @@ def test_chunked_cut_inside_markup_declines_or_is_exact(data: bytes, chunk_bytes
         assert got == tree_enveloped_c14n(data)
 
 
+@settings(max_examples=100, deadline=None)
+@given(ledgers(), st.integers(1, 300), st.integers(1, 100), st.integers(1, 200))
+def test_chunked_line_limit_declines_or_is_exact(data: bytes, chunk_bytes: int, max_entry: int,
+                                                 max_line: int) -> None:
+    with patch.object(c14n_stream, "_READ_BYTES", 50), patch.object(c14n_stream, "MAX_ENTRY_BYTES", max_entry), \
+            patch.object(c14n_stream, "MAX_LINE_BYTES", max_line):
+        got, res = _chunked(data, chunk_bytes, 0)
+    if res is not None:
+        assert got == tree_enveloped_c14n(data)
+
+
 def test_chunked_declines_what_it_does_not_model() -> None:
     entry = "<gl-cor:entryHeader><gl-cor:entryDetail>1</gl-cor:entryDetail></gl-cor:entryHeader>\n"
     ok = f'<r xmlns:gl-cor="{GL_COR}" xmlns:ds="{DS_NS}"><p>{entry * 3}</p><ds:Signature/></r>'
