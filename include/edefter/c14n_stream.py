@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -511,9 +512,18 @@ class _ChunkCanon:
         decls = "".join(f' xmlns="{esc(u)}"' if p is None else f' xmlns:{p}="{esc(u)}"' for p, u in nsmap.items())
         uses = "".join(f' {p}:w=""' for p in nsmap if p is not None)
         self.open_raw = f"<w{decls}{uses}>".encode()
-        self.parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+        self._local = threading.local()
         empty = etree.fromstring(self.open_raw + b"</w>", self.parser)
         self.open_c14n = {mode: self._c14n(empty, mode)[:-4] for mode in (False, True)}
+
+    @property
+    def parser(self) -> Any:
+        """This thread's parser: an lxml parser serializes the threads that share it."""
+        parser = getattr(self._local, "parser", None)
+        if parser is None:
+            parser = self._local.parser = etree.XMLParser(
+                resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+        return parser
 
     @staticmethod
     def _c14n(root: Any, exclusive: bool) -> bytes:
@@ -598,8 +608,8 @@ def chunked_enveloped_c14n(
     """
     try:
         return _chunked(source, write, on_signature, workers, chunk_bytes)
-    except (_GiveUp, etree.XMLSyntaxError):
-        return None
+    except (_GiveUp, etree.LxmlError, ValueError):
+        return None  # the general pass gives the verdict (and the error with its line)
 
 
 def _chunked(source: BinaryIO, write: Callable[[bytes], None], on_signature: Callable[[Any], Any] | None,
