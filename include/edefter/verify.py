@@ -25,7 +25,11 @@ Who does what:
   signature checks (``verify_directly_issued_by``);
 * hashlib: digests;
 * written here: the streaming piecewise application of libxml2's C14N
-  (``include/edefter/c14n_stream.py``: libxml2 only canonicalizes whole trees),
+  (``include/edefter/c14n_stream.py``: libxml2 only canonicalizes whole trees) -
+  for ledgers the chunked path (entry runs cut into ~256 KB chunks at entry
+  start tags, each parsed and canonicalized by libxml2 in a stand-in root, in two
+  threads; the rest of the document streamed through the general pass), for
+  anything else the general pass;
   the XMLDSig/XAdES reference processing on the small Signature tree, the
   counter-signature and chain-between-files checks, and a small certificate path
   builder (cryptography's ``PolicyBuilder`` verifiers implement the Web PKI
