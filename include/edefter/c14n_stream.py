@@ -38,7 +38,7 @@ the long run of ``entryHeader`` siblings is cut, right before entry start tags,
 into chunks that libxml2 parses and canonicalizes whole (in a stand-in root
 declaring the namespaces in scope, with exclusive C14N - 2.5x cheaper - made
 equal to inclusive by a root that renders every namespace), in worker threads,
-since libxml2 runs without the GIL; a kebir account larger than 4 MB has
+since libxml2 runs without the GIL; a kebir account larger than 1 MB has
 its ``entryDetail`` run cut likewise. The markup around the run (the start of
 the document, the closing tags and the Signature) goes through
 ``stream_enveloped_c14n`` as a small skeleton with a placeholder for the run.
@@ -491,9 +491,9 @@ def sha256_stream(source: BinaryIO, **kw: Any) -> tuple[bytes, StreamResult]:
 
 _READ_BYTES = 1 << 20
 CHUNK_BYTES = 1 << 18
-MAX_PREFIX_BYTES = 4 << 20  # markup before the first entry / after the last one, held as a tree
-MAX_ENTRY_BYTES = 4 << 20  # an entry larger than this has its entryDetail run cut into chunks
-MAX_LINE_BYTES = 4 << 20  # one entryDetail (or an entry's end) larger than this: the chunked path gives up
+MAX_PREFIX_BYTES = 1 << 20  # markup before the first entry, held as a tree (a few KB in a ledger)
+MAX_ENTRY_BYTES = 1 << 20  # an entry larger than this has its entryDetail run cut into chunks (a tree is ~10x)
+MAX_LINE_BYTES = 1 << 20  # one entryDetail (or an entry's end) larger than this: the chunked path gives up
 _ENTRY_START = re.compile(rb"<((?:[A-Za-z_][\w.\-]*:)?entryHeader)[\s>/]")
 _XML_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
 _TAG_END = frozenset(b"> \t\r\n/")
