@@ -364,6 +364,9 @@ def main(argv: list[str] | None = None) -> BenchResult:
     tag = "quick" if a.quick else f"{a.uploaders}u-{a.parts}p-{a.part_mb:g}mb-{a.packing}"
     samples = make_samples(out_dir() / f"b5-samples-{tag}", a.uploaders, a.parts, part_bytes, a.packing)
     env = _service_env()
+    # The service verifies every set cryptographically: trust the samples' test CA and GİB seal.
+    certs = out_dir() / f"b5-samples-{tag}" / "pki" / "test-certificates"
+    env.update(EDEFTER_TRUSTED_ROOTS=str(certs / "ca.pem"), EDEFTER_GIB_CERTS=str(certs / "gib-seal.pem"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-b5-"))
     try:
         data = tmp / "data"

@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> BenchResult:
         params={"parts": a.parts, "part_mb": a.part_mb, "quick": a.quick},
     )
     env = _service_env()
+    # The service verifies the set cryptographically too: trust the samples' test CA and GİB seal.
+    env.update(EDEFTER_TRUSTED_ROOTS=spec["trusted_roots"], EDEFTER_GIB_CERTS=spec["gib_certs"])
     tmp = Path(tempfile.mkdtemp(prefix="bench-b3-"))
     try:
         data = tmp / "data"

@@ -20,7 +20,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = (PROJECT_ROOT.parent / "shared" / "schemas" / "edefter").resolve()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="edefter-airflow-test-"))
+_TEST_ROOT = Path(tempfile.mkdtemp(prefix="edefter-test-"))
+_AIRFLOW_HOME = _TEST_ROOT / "airflow"
+_AIRFLOW_HOME.mkdir()
+# The generator's test PKI (made lazily by the sample_pki fixture) lives at a fixed path so every
+# process started by the tests — integrator services, Airflow runs — trusts it from the start,
+# exactly as production trusts Kamu SM roots and GİB's seal through the same settings.
+TEST_PKI_DIR = _TEST_ROOT / "pki"
+_TEST_CERTS = TEST_PKI_DIR / "test-certificates"
+os.environ["EDEFTER_TEST_PKI_DIR"] = str(TEST_PKI_DIR)
+os.environ["EDEFTER_TRUSTED_ROOTS"] = str(_TEST_CERTS / "ca.pem")
+os.environ["EDEFTER_GIB_CERTS"] = str(_TEST_CERTS / "gib-seal.pem")
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PROJECT_ROOT / "plugins")
@@ -76,4 +86,4 @@ def airflow_db() -> Path:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+    shutil.rmtree(_TEST_ROOT, ignore_errors=True)

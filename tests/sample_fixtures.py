@@ -16,6 +16,8 @@ Owned by the sample-generator work; loaded from tests/conftest.py.
 
 from __future__ import annotations
 
+import os
+
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -50,7 +52,9 @@ def relocate(mf: MonthFiles, old_root: Path, new_root: Path) -> MonthFiles:
 
 @pytest.fixture(scope="session")
 def sample_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
-    return TestPKI.create(tmp_path_factory.mktemp("sample-pki"))
+    # tests/conftest.py fixes this location and points EDEFTER_TRUSTED_ROOTS / EDEFTER_GIB_CERTS at it.
+    fixed = os.environ.get("EDEFTER_TEST_PKI_DIR")
+    return TestPKI.create(Path(fixed) if fixed else tmp_path_factory.mktemp("sample-pki"))
 
 
 @pytest.fixture

@@ -68,6 +68,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
         tls_cert=Path(a.tls_cert) if a.tls_cert else None,
         tls_key=Path(a.tls_key) if a.tls_key else None,
         extra_file_checks=a.extra_file_checks,
+        verify_signatures=False if a.no_verify_signatures else None,
     )
     if (s.tls_cert is None) != (s.tls_key is None):
         sys.exit("error: --tls-cert and --tls-key go together")
@@ -155,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--tls-cert", default=os.environ.get("INTEGRATOR_TLS_CERT"))
     sp.add_argument("--tls-key", default=os.environ.get("INTEGRATOR_TLS_KEY"))
     sp.add_argument("--extra-file-checks", default=None, help="module:callable plugged into validate_month")
+    sp.add_argument(
+        "--no-verify-signatures",
+        action="store_true",
+        help="skip the cryptographic signature check of submitted sets (env INTEGRATOR_VERIFY_SIGNATURES=0); "
+        "trust anchors come from EDEFTER_TRUSTED_ROOTS / EDEFTER_GIB_CERTS",
+    )
     sp.add_argument("--log-level", default="info")
     sp.set_defaults(fn=cmd_serve)
     acc = sub.add_parser("account", help="manage accounts").add_subparsers(dest="acmd", required=True)

@@ -32,8 +32,11 @@ class Settings:
     # Ledgers above this are name-checked from their header at upload; the full read is the set validation's.
     header_check_over_bytes: int = 8 * _MIB
     require_approved: bool = True
-    # "module:function" called as validate_month(..., extra_file_checks=<it>) — the hook for
-    # the cryptographic verifier (include.edefter.verify) once it exists.
+    # Full cryptographic check of every file (include.edefter.verify) with the trust anchors
+    # from EDEFTER_TRUSTED_ROOTS / EDEFTER_GIB_CERTS. On by default: an archive must not keep
+    # an altered ledger for 10 years. Without anchors every set fails on certificate trust.
+    verify_signatures: bool = True
+    # Further "module:function" checks passed to validate_month(extra_file_checks=...).
     extra_file_checks: str | None = None
     validation_workers: int = 1
     tls_cert: Path | None = None
@@ -90,6 +93,7 @@ class Settings:
             "max_ratio": int(_env("MAX_RATIO", "200") or 200),
             "header_check_over_bytes": int(_env("HEADER_CHECK_OVER_BYTES", str(8 * _MIB)) or 0),
             "extra_file_checks": _env("EXTRA_FILE_CHECKS"),
+            "verify_signatures": (_env("VERIFY_SIGNATURES", "1") != "0"),
             "require_approved": (_env("REQUIRE_APPROVED", "1") != "0"),
         }
         kw.update({k: v for k, v in overrides.items() if v is not None})

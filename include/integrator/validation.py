@@ -305,8 +305,14 @@ class Validator:
         except ImportError:
             return self._completeness_only(key, [n for n, _ in present])
         kwargs: dict[str, Any] = {"expected": key, "require_approved": self.ctx.settings.require_approved}
-        if self.extra_checks is not None:
-            kwargs["extra_file_checks"] = self.extra_checks
+        checks: list[Any] = list(self.extra_checks or [])
+        if self.ctx.settings.verify_signatures:
+            from include.edefter.verify import TrustSettings, crypto_check
+
+            # A fresh check per month: crypto_check remembers the berats it has seen.
+            checks.append(crypto_check(TrustSettings.from_env()))
+        if checks:
+            kwargs["extra_file_checks"] = checks
         report = validate_month(files, **kwargs)
         return [p.to_dict() for p in report.problems]
 

@@ -132,6 +132,27 @@ def test_ledger_signature_value_not_matching_berat_is_yedeklenemedi(integrator, 
     assert y.status is BackupStatus.YEDEKLENEMEDI
 
 
+def test_tampered_ledger_is_yedeklenemedi_by_the_cryptographic_check(integrator, make_month, tmp_path: Path) -> None:
+    """A flipped byte inside a ledger keeps every name, header and copied SignatureValue intact:
+    only the service's cryptographic verification (on by default) can catch it."""
+    from include.edefter.sample import breakage
+
+    tid, user, pw = integrator.account()
+    month = make_month(taxpayer_id=tid)
+    breakage.flip_byte_in_ledger_body(month.path("Y"))
+    zips = zip_month(month, tmp_path / "z")
+    with integrator.client(user, pw) as c:
+        shas = _upload_all(c, zips)
+        c.submit_month(tid, None, SEP_2019, [(zips[k].name, shas[k]) for k in ORDER])
+        st = c.wait_for_final(tid, None, SEP_2019, timeout=90)
+    assert st.status is BackupStatus.YEDEKLENEMEDI
+    y = next(f for f in st.files if f.name == zips["Y"].name)
+    assert y.status is BackupStatus.YEDEKLENEMEDI
+    assert any(p["code"].startswith("crypto.signature") for p in y.problems), y.problems
+    # The verdict names the damaged ledger only: no other file has a cryptographic finding.
+    assert not [p for f in st.files if f.name != y.name for p in f.problems if p["code"].startswith("crypto.")]
+
+
 def test_delete_is_refused_and_file_stays(integrator, make_month, tmp_path: Path) -> None:
     tid, user, pw = integrator.account()
     zips = zip_month(make_month(taxpayer_id=tid), tmp_path / "z")
