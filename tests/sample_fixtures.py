@@ -17,7 +17,6 @@ Owned by the sample-generator work; loaded from tests/conftest.py.
 from __future__ import annotations
 
 import os
-
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
