@@ -124,9 +124,14 @@ def test_integrator_service_uses_own_postgres(config: dict) -> None:
     command = integrator["command"]
     assert command[:1] == ["serve"]
     assert command[command.index("--host") + 1] == "0.0.0.0"
-    db_url = command[command.index("--db-url") + 1]
+    # The DB URL carries a password: it comes from the environment, never a flag visible in `ps`.
+    assert "--db-url" not in command
+    db_url = integrator["environment"]["INTEGRATOR_DB_URL"]
     assert db_url.startswith("postgresql")
     assert "@integrator-postgres/" in db_url
+    # The service verifies sets with the same trust anchors as the pipeline.
+    assert integrator["environment"]["EDEFTER_TRUSTED_ROOTS"] == "/opt/airflow/trust/roots"
+    assert integrator["environment"]["EDEFTER_GIB_CERTS"] == "/opt/airflow/trust/gib"
     assert "integrator-postgres" in integrator["depends_on"]
     assert integrator["entrypoint"] == ["python", "-m", "include.integrator"]
     assert integrator["environment"]["PYTHONPATH"] == "/opt/airflow/project"
