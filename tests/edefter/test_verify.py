@@ -11,12 +11,19 @@ import io
 import re
 from collections.abc import Callable
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from include.edefter.c14n_stream import CHUNK_BYTES, chunked_enveloped_c14n, stream_enveloped_c14n
+from include.edefter import c14n_stream
+from include.edefter.c14n_stream import (
+    CHUNK_BYTES,
+    MAX_ENTRY_BYTES,
+    chunked_enveloped_c14n,
+    stream_enveloped_c14n,
+)
 from include.edefter.naming import EDefterName, Period, parse_name
 from include.edefter.problems import Severity
 from include.edefter.sample import TestPKI, generate_month
@@ -95,9 +102,11 @@ def test_generated_ledgers_take_the_chunked_path_with_the_same_digest(month: dic
     for n, data in month.items():
         ref = hashlib.sha256()
         stream_enveloped_c14n(io.BytesIO(data), ref.update)
-        for chunk_bytes, workers in ((CHUNK_BYTES, 0), (300, 2)):
+        # (300, 2, 2000): small chunks in threads, and every entry over 2 KB cut into its lines
+        for chunk_bytes, workers, max_entry in ((CHUNK_BYTES, 0, MAX_ENTRY_BYTES), (300, 2, 2000)):
             h = hashlib.sha256()
-            res = chunked_enveloped_c14n(io.BytesIO(data), h.update, chunk_bytes=chunk_bytes, workers=workers)
+            with patch.object(c14n_stream, "MAX_ENTRY_BYTES", max_entry), patch.object(c14n_stream, "_READ_BYTES", 4096):
+                res = chunked_enveloped_c14n(io.BytesIO(data), h.update, chunk_bytes=chunk_bytes, workers=workers)
             if "B-" not in n:
                 assert res is not None, n
             if res is not None:
