@@ -245,6 +245,9 @@ def parse_config(data: Any, source: Path | None = None) -> PipelineConfig:
     companies: list[Company] = []
     seen_ids: dict[str, int] = {}
     seen_keys: dict[tuple[str, str | None], str] = {}
+    # First company that configured each taxpayer id (any branch): a dict lookup instead of a
+    # scan of seen_keys per whole-company unit, which made validation quadratic in companies.
+    first_of_taxpayer: dict[str, str] = {}
     for index, raw in enumerate(raw_companies):
         label = f"#{index + 1}"
         if not isinstance(raw, dict):
@@ -265,7 +268,7 @@ def parse_config(data: Any, source: Path | None = None) -> PipelineConfig:
             # except disjoint branches.
             clash = seen_keys.get(key)
             if clash is None and key[1] is None:
-                clash = next((cid for (tid, _b), cid in seen_keys.items() if tid == key[0]), None)
+                clash = first_of_taxpayer.get(key[0])
             if clash is None and key[1] is not None:
                 clash = seen_keys.get((key[0], None))
             if clash:
@@ -278,6 +281,7 @@ def parse_config(data: Any, source: Path | None = None) -> PipelineConfig:
                     f"{what_tr} tekrarlanmış ({clash!r} firmasında zaten tanımlı)",
                 )
             seen_keys[key] = company.id
+            first_of_taxpayer.setdefault(key[0], company.id)
         companies.append(company)
 
     companies.sort(key=lambda c: c.id)
