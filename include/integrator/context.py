@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from include.integrator.metadata.db import make_engine, make_sessionmaker, upgrade_schema
@@ -45,6 +45,7 @@ class _AuthCache:
     key: bytes = field(default_factory=lambda: os.urandom(32))
     entries: dict[bytes, tuple[float, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    flights: dict[bytes, threading.Lock] = field(default_factory=dict)
 
     def _k(self, user: str, pw: str) -> bytes:
         return hmac.new(self.key, f"{user}\0{pw}".encode(), hashlib.sha256).digest()
@@ -63,6 +64,22 @@ class _AuthCache:
             if len(self.entries) > 10_000:
                 self.entries.clear()
             self.entries[self._k(user, pw)] = (time.monotonic() + self.ttl, principal)
+
+    @contextmanager
+    def flight(self, user: str, pw: str) -> Generator[None]:
+        """One verification at a time per credentials (single flight).
+
+        Without it, N concurrent first requests of one client each pay for scrypt (tens of
+        ms of CPU each); with it, the first verifies and the others find the cache filled.
+        Wrong passwords are verified one after another too, which only slows guessing.
+        """
+        k = self._k(user, pw)
+        with self.lock:
+            if len(self.flights) > 10_000:
+                self.flights.clear()  # only costs a repeated verification for in-flight keys
+            lock = self.flights.setdefault(k, threading.Lock())
+        with lock:
+            yield
 
 
 class ServiceContext:
@@ -88,6 +105,13 @@ class ServiceContext:
         self.ensure_schema()
         with self.sessions() as s:
             yield s
+
+    @contextmanager
+    def read_connection(self) -> Generator[Connection]:
+        """A pooled Core connection for single read queries (lighter than an ORM Session)."""
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def name_lock(self, name: str) -> Generator[None]:

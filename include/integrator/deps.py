@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 
 from include.edefter.naming import EDefterName
 from include.integrator.auth import authenticate, basic_credentials
 from include.integrator.context import ServiceContext
 from include.integrator.errors import ApiError
 
-__all__ = ["Principal", "ctx_of", "current_account", "check_tenant"]
+__all__ = ["Principal", "ctx_of", "current_account", "check_tenant", "verify_credentials"]
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,12 @@ _UNAUTH = ApiError(
 )
 
 
-def current_account(request: Request) -> Principal:
-    """HTTP Basic. A sync dependency: FastAPI runs it in the thread pool (scrypt, DB)."""
+async def current_account(request: Request) -> Principal:
+    """HTTP Basic.
+
+    A cache hit (one HMAC) is answered on the event loop: a thread-pool hop per request
+    cost more than the check itself. A miss (scrypt + DB) runs in the thread pool.
+    """
     creds = basic_credentials(request.headers.get("authorization"))
     if creds is None:
         raise _UNAUTH
@@ -45,13 +50,22 @@ def current_account(request: Request) -> Principal:
     cached = ctx.auth_cache.get(user, pw)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    with ctx.session() as s:
-        acc = authenticate(s, user, pw)
-        if acc is None:
-            raise _UNAUTH
-        principal = Principal(acc.id, acc.username, acc.taxpayer_id, acc.branch)
-    ctx.auth_cache.put(user, pw, principal)
-    return principal
+    return await run_in_threadpool(verify_credentials, ctx, user, pw)
+
+
+def verify_credentials(ctx: ServiceContext, user: str, pw: str) -> Principal:
+    """scrypt + DB lookup, once per credentials at a time (concurrent misses wait for the first)."""
+    with ctx.auth_cache.flight(user, pw):
+        cached = ctx.auth_cache.get(user, pw)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        with ctx.session() as s:
+            acc = authenticate(s, user, pw)
+            if acc is None:
+                raise _UNAUTH
+            principal = Principal(acc.id, acc.username, acc.taxpayer_id, acc.branch)
+        ctx.auth_cache.put(user, pw, principal)
+        return principal
 
 
 def check_tenant(p: Principal, taxpayer_id: str, branch: str | None, *, file: str | None = None) -> None:

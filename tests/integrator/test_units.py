@@ -392,3 +392,57 @@ def test_download_with_wrong_checksum_leaves_nothing(tmp_path: Path) -> None:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_concurrent_logins_verify_the_password_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Single flight: 12 concurrent first requests of one client pay for scrypt once; a wrong
+    password is never answered from the cache; other credentials are not blocked by it."""
+    from include.integrator import auth
+    from include.integrator.auth import create_account
+    from include.integrator.context import ServiceContext
+    from include.integrator.deps import verify_credentials
+    from include.integrator.errors import ApiError
+    from include.integrator.settings import Settings
+
+    ctx = ServiceContext(Settings(data_dir=tmp_path / "d"))
+    calls: list[str] = []
+    real = auth.verify_password
+
+    def counting(password: str, stored: str) -> bool:
+        calls.append(password)
+        return real(password, stored)
+
+    monkeypatch.setattr(auth, "verify_password", counting)
+    try:
+        with ctx.session() as s, s.begin():
+            create_account(s, "acme", "right-password", "1234567801", None)
+            create_account(s, "other", "other-password", "1234567802", None)
+        barrier = threading.Barrier(12)
+        got: list[object] = []
+
+        def login(pw: str) -> None:
+            barrier.wait()
+            try:
+                got.append(verify_credentials(ctx, "acme", pw).taxpayer_id)
+            except ApiError as exc:
+                got.append(exc.status)
+
+        threads = [threading.Thread(target=login, args=("right-password",)) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert got == ["1234567801"] * 12
+        assert calls.count("right-password") == 1
+        # Wrong password: verified every time (never cached), the right one still cached.
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=login, args=("wrong-password",)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert got[12:] == [401, 401] and calls.count("wrong-password") == 2
+        assert verify_credentials(ctx, "other", "other-password").taxpayer_id == "1234567802"
+        assert calls.count("right-password") == 1 and ctx.auth_cache.get("acme", "right-password") is not None
+    finally:
+        ctx.close()

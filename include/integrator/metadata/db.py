@@ -29,7 +29,11 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_pre_ping=True,
+            # No pre-ping: a SQLite file does not drop connections (the ping was one extra
+            # query per request). Pool as large as the thread pool (40), so requests never
+            # queue for a connection; WAL lets them all read at once.
+            pool_size=20,
+            max_overflow=30,
         )
 
         @event.listens_for(engine, "connect")

@@ -61,6 +61,9 @@ class _Spool:
             self.md5.update(data)
         self.fh.write(data)
 
+    def write_all(self, chunks: list[bytes]) -> None:
+        self.write(b"".join(chunks))
+
     def finish(self) -> None:
         self.fh.flush()
         os.fsync(self.fh.fileno())  # the spool may become the stored object (hard link)
@@ -231,23 +234,26 @@ async def upload_file(
     # loop only receives bytes and several uploads use both cores.
     spool = _Spool(st.tmp_dir / f"{uuid.uuid4().hex}.upload", md5=ctx.storage.needs_md5)
     size = 0
-    buf = bytearray()
+    pending: list[bytes] = []
+    pending_n = 0
     try:
         try:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > st.max_upload_bytes:
                     raise too_big
-                buf += chunk
-                if len(buf) >= _BATCH:
-                    data, buf = bytes(buf), bytearray()
-                    await run_in_threadpool(spool.write, data)
+                pending.append(chunk)
+                pending_n += len(chunk)
+                if pending_n >= _BATCH:
+                    # join in the worker thread: one copy, off the event loop
+                    batch, pending, pending_n = pending, [], 0
+                    await run_in_threadpool(spool.write_all, batch)
         except ClientDisconnect:
             raise ApiError(
                 400, "upload.incomplete", "yükleme yarıda kesildi", "the upload was interrupted", file=filename
             ) from None
-        if buf:
-            await run_in_threadpool(spool.write, bytes(buf))
+        if pending:
+            await run_in_threadpool(spool.write_all, pending)
         await run_in_threadpool(spool.finish)
         if size == 0:
             raise ApiError(400, "upload.empty", "gövde boş", "the request body is empty", file=filename)
