@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Generator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -36,6 +37,8 @@ __all__ = [
     "FileFacts",
     "XmlReadError",
     "read_facts",
+    "read_facts_bytes",
+    "read_header_facts",
 ]
 
 NS = {
@@ -194,85 +197,145 @@ def _as_stream(source: Path | BinaryIO, name: str) -> Generator[BinaryIO, None, 
         yield source
 
 
+_FACT_TAGS = (
+    *_ROOTS,
+    _DS_SIGNATURE,
+    _DS_SIGNATURE_VALUE,
+    *_COUNTER_SIGNATURES,
+    _XBRL_CONTEXT,
+    _XBRL_IDENTIFIER,
+    _ENTRY_HEADER,
+    _ORG_IDS,
+    _ORG_ID,
+    _ORG_DESC,
+    *_DOCINFO_FIELDS,
+    *_FISCAL_FIELDS,
+    _ENTRY_COUNTER,
+)
+
+
+_local = threading.local()
+
+
+def _xpath(expr: str) -> etree.XPath:
+    # One compiled expression per thread: lxml serializes calls of one XPath object
+    # with a lock, and these run without the GIL, so threads must not share them.
+    cache: dict[str, etree.XPath] | None = getattr(_local, "xpaths", None)
+    if cache is None:
+        cache = _local.xpaths = {}
+    x = cache.get(expr)
+    if x is None:
+        x = cache[expr] = etree.XPath(expr)
+    return x
+
+
+def _attr_check(limit: int, scope: str) -> etree.XPath:
+    """True if an element in ``scope`` has more than ``limit`` attributes (xmlns are not attributes)."""
+    return _xpath(f"boolean({scope}descendant-or-self::*[@*[{limit + 1}]])")
+
+
+def _text_check(limit: int, scope: str) -> etree.XPath:
+    """True if a text node in ``scope`` (or a tail among the batch roots) is longer than ``limit`` chars."""
+    tails = f" | preceding-sibling::text()[string-length() > {limit}]" if scope else ""
+    return _xpath(f"boolean({scope}descendant-or-self::text()[string-length() > {limit}]{tails})")
+
+
+def _depth_check(steps: int) -> etree.XPath:
+    """True if an element ``steps`` levels below a batch root (a preceding sibling) exists."""
+    return _xpath("boolean(preceding-sibling::*" + "/*" * steps + ")")
+
+
 class _Collector:
-    """Turns start/end events into facts without keeping the tree."""
+    """Turns the parser's filtered events into facts, and sweeps finished elements away.
+
+    The parser only reports the elements that carry facts (``_FACT_TAGS``); every other
+    element is built by libxml2 in C and never seen by Python one by one. After each fed
+    chunk, ``sweep`` removes every finished element (all but the last child along the
+    tree's rightmost path, which is the path of open elements) after checking the limits
+    on that whole batch with compiled XPath (C), so memory stays bounded by one chunk plus
+    the open path, and per-element Python work is gone.
+    """
 
     def __init__(self, name: str, limits: XmlLimits) -> None:
         self.name = name
         self.limits = limits
-        self.stack: list[str] = []
         self.root: str | None = None
+        self.root_el: etree._Element | None = None
         self.v: dict[str, Any] = {}
         self.signature_count = 0
         self.entry_header_count = 0
-        self.counter_depth: int | None = None  # stack depth of an open CounterSignature
         self.org: dict[str, str] = {}
+        # The open path at the previous sweep: the only elements whose text may have
+        # grown over more than one chunk (see sweep).
+        self.prev_path: list[etree._Element] = []
+        self._attrs_in_batch = _attr_check(limits.max_attributes, "preceding-sibling::*/")
+        self._text_in_batch = _text_check(limits.max_text_bytes, "preceding-sibling::*/")
 
     def _err(self, rule: str, en: str, tr: str) -> XmlReadError:
         return XmlReadError(self.name, rule, en, tr)
 
-    def start(self, el: etree._Element) -> None:
-        tag = el.tag
-        if not isinstance(tag, str):  # comments / PIs are removed by the parser, be safe anyway
-            return
-        depth = len(self.stack)
-        if depth == 0:
-            kind = _ROOTS.get(tag)
-            if kind is None:
-                raise self._err(
-                    "xml.wrong_root",
-                    f"root element must be edefter:defter, edefter:berat or edefter:defterraporu, got {tag}",
-                    f"kök eleman edefter:defter, edefter:berat veya edefter:defterraporu olmalı, {tag} bulundu",
-                )
-            self.root = kind
-        if depth + 1 > self.limits.max_depth:
-            raise self._err(
-                "xml.too_deep",
-                f"elements nest deeper than {self.limits.max_depth} levels",
-                f"elemanlar {self.limits.max_depth} seviyeden derin iç içe",
-            )
-        if len(el.attrib) > self.limits.max_attributes:
-            raise self._err(
-                "xml.too_many_attributes",
-                f"an element has more than {self.limits.max_attributes} attributes",
-                f"bir elemanın {self.limits.max_attributes} taneden fazla özniteliği var",
-            )
-        self.stack.append(tag)
-        if tag == _DS_SIGNATURE:
-            self.signature_count += 1
-        elif tag in _COUNTER_SIGNATURES:
-            self.v["has_counter_signature"] = True
-            if self.counter_depth is None:
-                self.counter_depth = len(self.stack)
-        elif tag == _ENTRY_HEADER:
-            self.entry_header_count += 1
-        elif tag == _XBRL_CONTEXT and "context_id" not in self.v:
-            cid = el.get("id")
-            if cid:
-                self.v["context_id"] = cid
-        elif tag == _ORG_IDS:
-            self.org = {}
+    def _too_deep(self) -> XmlReadError:
+        return self._err(
+            "xml.too_deep",
+            f"elements nest deeper than {self.limits.max_depth} levels",
+            f"elemanlar {self.limits.max_depth} seviyeden derin iç içe",
+        )
 
-    def end(self, el: etree._Element) -> None:
-        tag = el.tag
-        if not isinstance(tag, str):
-            return
-        text = el.text
-        if text is not None and len(text) > self.limits.max_text_bytes:
+    def _too_many_attributes(self) -> XmlReadError:
+        return self._err(
+            "xml.too_many_attributes",
+            f"an element has more than {self.limits.max_attributes} attributes",
+            f"bir elemanın {self.limits.max_attributes} taneden fazla özniteliği var",
+        )
+
+    def _text_too_large(self) -> XmlReadError:
+        return self._err(
+            "xml.text_too_large",
+            f"a text node is larger than {self.limits.max_text_bytes} bytes",
+            f"bir metin düğümü {self.limits.max_text_bytes} bayttan büyük",
+        )
+
+    def set_root(self, el: etree._Element) -> None:
+        kind = _ROOTS.get(el.tag) if isinstance(el.tag, str) else None
+        if kind is None:
             raise self._err(
-                "xml.text_too_large",
-                f"a text node is larger than {self.limits.max_text_bytes} bytes",
-                f"bir metin düğümü {self.limits.max_text_bytes} bayttan büyük",
+                "xml.wrong_root",
+                f"root element must be edefter:defter, edefter:berat or edefter:defterraporu, got {el.tag}",
+                f"kök eleman edefter:defter, edefter:berat veya edefter:defterraporu olmalı, {el.tag} bulundu",
             )
-        stack = self.stack
-        parent = stack[-2] if len(stack) >= 2 else None
+        self.root = kind
+        self.root_el = el
+
+    def event(self, event: str, el: etree._Element) -> None:
+        tag = el.tag
+        if event == "start":
+            if tag == _ENTRY_HEADER:
+                self.entry_header_count += 1
+            elif tag == _DS_SIGNATURE:
+                self.signature_count += 1
+            elif tag in _COUNTER_SIGNATURES:
+                self.v["has_counter_signature"] = True
+            elif tag == _XBRL_CONTEXT and "context_id" not in self.v:
+                cid = el.get("id")
+                if cid:
+                    self.v["context_id"] = cid
+            elif tag == _ORG_IDS:
+                self.org = {}
+            return
+        if tag == _ENTRY_HEADER or tag in _ROOTS:
+            return
+        par = el.getparent()
+        parent = par.tag if par is not None else None
         v = self.v
+        # Text sizes are checked by the sweep; reading a fact's text is bounded by then
+        # only for the few fact elements, which is why they are read here, not checked.
+        text = el.text
         if tag == _DS_SIGNATURE_VALUE:
-            if self.counter_depth is not None:
+            if any(a.tag in _COUNTER_SIGNATURES for a in el.iterancestors()):
                 v.setdefault("counter_signature_value", _clean_b64(text))
-            elif len(stack) == 2:
+            elif par is not None and par is self.root_el:
                 v.setdefault("copied_signature_value", _clean_b64(text))
-            elif len(stack) == 3 and parent == _DS_SIGNATURE:
+            elif parent == _DS_SIGNATURE and par is not None and par.getparent() is self.root_el:
                 v.setdefault("signature_value", _clean_b64(text))
         elif parent == _DOCUMENT_INFO and tag in _DOCINFO_FIELDS:
             v.setdefault(_DOCINFO_FIELDS[tag], (text or "").strip())
@@ -299,19 +362,6 @@ class _Collector:
             }.get(label)
             if key and value:
                 v.setdefault(key, value)
-        if self.counter_depth is not None and len(stack) == self.counter_depth:
-            self.counter_depth = None
-        stack.pop()
-        # Free memory: the element is done, and so are its earlier siblings.
-        el.clear(keep_tail=False)
-        if len(stack) > 0:
-            prev = el.getprevious()
-            while prev is not None:
-                p = prev.getprevious()
-                par = prev.getparent()
-                if par is not None:
-                    par.remove(prev)
-                prev = p
 
     def facts(self, size: int) -> FileFacts:
         assert self.root is not None
@@ -353,6 +403,70 @@ class _Collector:
             counter_signature_value=v.get("counter_signature_value"),
             size=size,
         )
+
+    def sweep(self, fed: int) -> None:
+        """Check and drop every finished element; ``fed`` = bytes fed since the last sweep.
+
+        After a sweep the tree is only the open path (rightmost path from the root), so
+        at the next sweep every element off that path was created, and finished, from
+        the bytes fed in between. A text node of such an element is therefore at most
+        ``fed`` characters long (no entities: every character costs at least one byte);
+        only the text that was growing at the previous sweep (the last text child of
+        an element on the old open path: its ``text`` or the ``tail`` of its child on
+        the path) can be longer, and is measured directly. Depth and attribute count
+        have no such bound and are checked by XPath on each finished batch.
+        """
+        root = self.root_el
+        if root is None:
+            return
+        limits = self.limits
+        text_by_xpath = fed > limits.max_text_bytes
+        if not text_by_xpath:
+            cap = limits.max_text_bytes
+            for el in self.prev_path:
+                t = el.text
+                if t is not None and len(t) > cap:
+                    raise self._text_too_large()
+                t = el.tail
+                if t is not None and len(t) > cap:
+                    raise self._text_too_large()
+        path: list[etree._Element] = []
+        n = root
+        level = 1  # depth of n (the root is at depth 1)
+        while True:
+            path.append(n)
+            if level > limits.max_depth:
+                raise self._too_deep()
+            k = len(n)
+            if k == 0:
+                break
+            last = n[k - 1]
+            if k > 1:
+                if self._attrs_in_batch(last):
+                    raise self._too_many_attributes()
+                if level + 1 > limits.max_depth or _depth_check(limits.max_depth - level)(last):
+                    raise self._too_deep()
+                if text_by_xpath and self._text_in_batch(last):
+                    raise self._text_too_large()
+                # Free memory: the finished children (with their tails) go.
+                del n[: k - 1]
+            n = last
+            level += 1
+        self.prev_path = path
+
+    def finish(self) -> None:
+        """The document is complete: check what is left (the last chunk and the open path)."""
+        root = self.root_el
+        if root is None:
+            return
+        limits = self.limits
+        if _attr_check(limits.max_attributes, "")(root):
+            raise self._too_many_attributes()
+        if _xpath(f"boolean(descendant-or-self::*[ancestor::*[{limits.max_depth}]])")(root):
+            raise self._too_deep()
+        if _text_check(limits.max_text_bytes, "")(root):
+            raise self._text_too_large()
+        self.prev_path = []
 
 
 def _syntax_error(
@@ -433,28 +547,55 @@ def _dtd_error(name: str) -> XmlReadError:
     )
 
 
-def read_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits = XmlLimits.DEFAULT) -> FileFacts:
-    """Stream one XML file and return its header facts, or raise ``XmlReadError``.
+# libxml2 (without XML_PARSE_HUGE) refuses a single push of more than ~10 MB; feed in slices.
+_MAX_FEED = 1 * 1024 * 1024
 
-    ``name`` is how the file is named in errors (its file name or rel path).
-    A DOCTYPE anywhere before the root is rejected outright.
-    """
-    parser = etree.XMLPullParser(
-        events=("start", "end"),
+
+def _safe_parser(**kw: Any) -> etree.XMLPullParser:
+    return etree.XMLPullParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
-        huge_tree=limits.huge_tree,
         remove_comments=True,
         remove_pis=True,
         collect_ids=False,
+        **kw,
     )
+
+
+def _read(source: Path | BinaryIO, name: str, limits: XmlLimits, header_only: bool) -> FileFacts:
+    # Python sees only the fact-bearing elements; ignorable whitespace between
+    # elements is not even built (fewer nodes to build, check and free).
+    parser = _safe_parser(events=("start", "end"), tag=_FACT_TAGS, huge_tree=limits.huge_tree, remove_blank_text=True)
+    # Fed the same bytes until the root is known, only when the root is not one of
+    # ours (then the filtered parser above reports nothing): finds it at once.
+    probe: etree.XMLPullParser | None = None
+    probe_dead = False
     col = _Collector(name, limits)
     total = 0
     last_chunk = b""
     pos = _Position()
-    seen_root = False
+
+    def found_root(root: etree._Element) -> None:
+        # libxml2 has parsed any DOCTYPE by now (without expanding entities:
+        # resolve_entities=False); refuse the document.
+        if root.getroottree().docinfo.doctype:
+            raise _dtd_error(name)
+        col.set_root(root)
+
+    def header_facts() -> FileFacts:
+        col.finish()
+        return replace(
+            col.facts(total),
+            entry_header_count=0,
+            signature_value=None,
+            copied_signature_value=None,
+            signature_count=0,
+            has_counter_signature=False,
+            counter_signature_value=None,
+        )
+
     with _as_stream(source, name) as stream:
         while True:
             try:
@@ -474,42 +615,78 @@ def read_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits = XmlLim
                     f"XML {limits.max_file_bytes} baytlık sınırdan büyük",
                 )
             last_chunk = chunk
-            pos.update(chunk, first=total == len(chunk), before_root=not seen_root)
+            pos.update(chunk, first=total == len(chunk), before_root=col.root_el is None)
             try:
-                parser.feed(chunk)
-                events = parser.read_events()
-                for event, el in events:
-                    if event == "start":
-                        if not seen_root:
-                            seen_root = True
-                            # libxml2 has parsed any DOCTYPE by now (without expanding
-                            # entities: resolve_entities=False); refuse the document.
-                            if el.getroottree().docinfo.doctype:
-                                raise _dtd_error(name)
-                        col.start(el)
-                    else:
-                        col.end(el)
+                for off in range(0, len(chunk), _MAX_FEED):
+                    piece = chunk if len(chunk) <= _MAX_FEED else chunk[off : off + _MAX_FEED]
+                    parser.feed(piece)
+                    for event, el in parser.read_events():
+                        if col.root_el is None:
+                            found_root(el.getroottree().getroot())
+                        if header_only and el.tag == _ENTRY_HEADER and col.root == "defter":
+                            return header_facts()
+                        col.event(event, el)
+                    if col.root_el is None and not probe_dead:
+                        if probe is None:
+                            probe = _safe_parser(events=("start",), huge_tree=limits.huge_tree)
+                        try:
+                            probe.feed(piece)
+                            first = next(iter(probe.read_events()), None)
+                        except etree.XMLSyntaxError:
+                            probe_dead = True  # the main parser reports the error
+                            first = None
+                        if first is not None:
+                            found_root(first[1])  # raises: ours would have been reported
+                            probe_dead = True
+                    if col.root_el is not None:
+                        probe = None
+                    col.sweep(len(piece))
             except etree.XMLSyntaxError as exc:
                 # Was this the last chunk? Then the error may be the file's premature end.
                 try:
                     at_eof = not stream.read(1)
                 except OSError:
                     at_eof = False
-                raise _syntax_error(name, exc, seen_root, at_eof=at_eof, tail=chunk, pos=pos) from exc
+                raise _syntax_error(
+                    name, exc, col.root_el is not None, at_eof=at_eof, tail=chunk, pos=pos
+                ) from exc
         if total == 0:
             raise XmlReadError(name, "xml.not_xml", "the file is empty", "dosya boş")
         try:
-            parser.close()
+            root = parser.close()
+            if col.root_el is None and root is not None:
+                found_root(root)
             for event, el in parser.read_events():
-                if event == "start":
-                    col.start(el)
-                else:
-                    col.end(el)
+                col.event(event, el)
         except etree.XMLSyntaxError as exc:
-            raise _syntax_error(name, exc, seen_root, at_eof=True, tail=last_chunk, pos=pos) from exc
+            raise _syntax_error(name, exc, col.root_el is not None, at_eof=True, tail=last_chunk, pos=pos) from exc
     if col.root is None:
         raise XmlReadError(name, "xml.not_xml", "no root element found", "kök eleman bulunamadı")
+    col.finish()
     return col.facts(total)
+
+
+def read_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits = XmlLimits.DEFAULT) -> FileFacts:
+    """Stream one XML file and return its header facts, or raise ``XmlReadError``.
+
+    ``name`` is how the file is named in errors (its file name or rel path).
+    A DOCTYPE anywhere before the root is rejected outright.
+    """
+    return _read(source, name, limits, header_only=False)
+
+
+def read_header_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits = XmlLimits.DEFAULT) -> FileFacts:
+    """Like ``read_facts`` but stops a ledger (``edefter:defter``) at its first ``gl-cor:entryHeader``.
+
+    Everything before the first entry (identity, period, branch, fiscal year, document
+    info) is read with the same safety rules; the source is left positioned after the
+    bytes read (``size``). The facts only the rest of the file can tell are left unset:
+    ``signature_value``, ``copied_signature_value`` and ``counter_signature_value`` are
+    None, ``signature_count`` and ``entry_header_count`` 0, ``has_counter_signature``
+    False. Other roots (a berat carries its entry count in an entryHeader) and a ledger
+    without any entry are read to the end, with complete facts as from ``read_facts``.
+    """
+    return _read(source, name, limits, header_only=True)
 
 
 def read_facts_bytes(data: bytes, *, name: str, limits: XmlLimits = XmlLimits.DEFAULT) -> FileFacts:
