@@ -63,52 +63,18 @@ def _drain(reader: _CappedHashingReader) -> None:
 def _ledger_header_facts(reader: _CappedHashingReader, member: str) -> Any:
     """Facts of a ledger's header, parsed up to its first journal entry; None → use read_facts.
 
-    Reuses the domain reader's collector and its safe parser settings; any surprise (a
-    syntax error, no entry before EOF, a changed library) falls back to the full reader,
-    which then produces the precise error.
+    The domain reader's public header-only reader (same safe parser settings and limits);
+    an XML error falls back to the full reader, which then produces the precise error.
+    A document that is not a ledger, or has no entry, is read whole by it.
     """
     try:
-        from lxml import etree
-
-        from include.edefter import xmlread as xr
-        from include.edefter.settings import XmlLimits
-
-        collector_cls, entry_tag = xr._Collector, xr._ENTRY_HEADER
-    except (ImportError, AttributeError):
+        from include.edefter.xmlread import XmlReadError, read_header_facts
+    except ImportError:
         return None
-    limits = XmlLimits.DEFAULT
-    parser = etree.XMLPullParser(
-        events=("start", "end"),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=limits.huge_tree,
-        remove_comments=True,
-        remove_pis=True,
-        collect_ids=False,
-    )
-    col = collector_cls(member, limits)
-    total = 0
-    seen_root = False
     try:
-        while chunk := reader.read(256 * 1024):
-            total += len(chunk)
-            parser.feed(chunk)
-            for event, el in parser.read_events():
-                if event == "start":
-                    if not seen_root:
-                        seen_root = True
-                        if el.getroottree().docinfo.doctype:
-                            return None
-                    if el.tag == entry_tag:
-                        return col.facts(total) if col.root == "defter" else None
-                    col.start(el)
-                else:
-                    col.end(el)
-    except (etree.XMLSyntaxError, xr.XmlReadError):
+        return read_header_facts(reader, name=member)  # type: ignore[arg-type]
+    except XmlReadError:
         return None
-    return None
 
 
 def _reject(code: str, tr: str, en: str, name: str, **details: Any) -> ApiError:
