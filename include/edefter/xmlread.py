@@ -442,10 +442,10 @@ class _Collector:
                 break
             last = n[k - 1]
             if k > 1:
-                if self._attrs_in_batch(last):
-                    raise self._too_many_attributes()
                 if level + 1 > limits.max_depth or _depth_check(limits.max_depth - level)(last):
                     raise self._too_deep()
+                if self._attrs_in_batch(last):
+                    raise self._too_many_attributes()
                 if text_by_xpath and self._text_in_batch(last):
                     raise self._text_too_large()
                 # Free memory: the finished children (with their tails) go.
@@ -460,10 +460,10 @@ class _Collector:
         if root is None:
             return
         limits = self.limits
-        if _attr_check(limits.max_attributes, "")(root):
-            raise self._too_many_attributes()
         if _xpath(f"boolean(descendant-or-self::*[ancestor::*[{limits.max_depth}]])")(root):
             raise self._too_deep()
+        if _attr_check(limits.max_attributes, "")(root):
+            raise self._too_many_attributes()
         if _text_check(limits.max_text_bytes, "")(root):
             raise self._text_too_large()
         self.prev_path = []

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from include.edefter.naming import Period
 from include.edefter.settings import XmlLimits, schema_dir
-from include.edefter.xmlread import FileFacts, XmlReadError, read_facts, read_facts_bytes
+from include.edefter.xmlread import FileFacts, XmlReadError, read_facts, read_facts_bytes, read_header_facts
 from tests.edefter.handmade import Doc, fake_sig
 
 LEDGER = Doc(branch="7011")
@@ -261,3 +261,96 @@ def test_declared_encodings_of_other_software(encoding: str) -> None:
 def test_bom_and_crlf() -> None:
     data = b"\xef\xbb\xbf" + LEDGER.xml().replace(b"\n", b"\r\n")
     assert read_facts_bytes(data, name="x").signature_value == fake_sig("SIG")
+
+
+def test_header_facts_stop_at_the_first_entry() -> None:
+    data = Doc(branch="7011", filler_bytes=300_000).xml()
+    stream = io.BytesIO(data)
+    head = read_header_facts(stream, name="x", limits=XmlLimits(read_chunk_bytes=4096))
+    full = read_facts_bytes(data, name="x")
+    assert full.signature_value and full.entry_header_count > 100
+    assert head.size == stream.tell() < len(data) // 10  # stopped early, the rest is the caller's
+    assert head == replace(full, size=head.size, signature_value=None, signature_count=0, entry_header_count=0)
+    # A berat keeps its entry count in an entryHeader: read whole, same facts as read_facts.
+    assert read_header_facts(io.BytesIO(BERAT.xml()), name="b") == read_facts_bytes(BERAT.xml(), name="b")
+    with pytest.raises(XmlReadError) as info:
+        read_header_facts(io.BytesIO(data[:300]), name="x")
+    assert info.value.rule == "xml.truncated"
+
+
+def test_unknown_root_is_refused_at_once() -> None:
+    # The fact-filtered parser reports nothing for a foreign document: the root probe must.
+    class Endless:
+        def __init__(self) -> None:
+            self.sent = 0
+
+        def read(self, n: int = -1) -> bytes:
+            self.sent += 1
+            return b"<Invoice><a>x</a>" if self.sent == 1 else b"<a>x</a>" * 1000
+
+    with pytest.raises(XmlReadError) as info:
+        read_facts(Endless(), name="x")  # type: ignore[arg-type]
+    assert info.value.rule == "xml.wrong_root"
+
+
+_ROOT_OPEN = b'<edefter:defter xmlns:edefter="http://www.edefter.gov.tr">'
+_FILL = b"<e><f>x</f></e>"
+
+
+def _limit_doc(before: int, after: int, inner: bytes, wrap: bool = True) -> bytes:
+    mid = b"<e>" + inner + b"</e>" if wrap else inner
+    return _ROOT_OPEN + _FILL * before + mid + _FILL * after + b"</edefter:defter>"
+
+
+_PLACES = {
+    "text": lambda t: (b"<f>" + t + b"</f>", True),
+    "tail": lambda t: (b"<f>x</f>" + t, True),
+    "between": lambda t: (t, False),  # a text child of the root, between two of its children
+    "cdata": lambda t: (b"<f><![CDATA[" + t + b"]]></f>", True),
+}
+_LIMIT_FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_LIMIT_FUZZ
+@given(
+    st.sampled_from(sorted(_PLACES) + ["charref", "first", "last"]),
+    st.integers(1, 300), st.integers(1, 300), st.integers(1, 600), st.integers(0, 40), st.integers(0, 40),
+)
+def test_text_cap_holds_wherever_the_text_is_and_however_it_is_chunked(
+    place: str, length: int, cap: int, chunk: int, before: int, after: int
+) -> None:
+    # The sweep skips measuring texts that are provably shorter than the bytes fed since
+    # the last sweep; a long text at any spot, cut at any chunk size, must still be caught.
+    if place == "charref":  # 5 bytes per character: the cap counts characters
+        data = _limit_doc(before, after, b"<f>" + b"&#65;" * length + b"</f>")
+    elif place in ("first", "last"):
+        t = b"a" * length
+        body = _FILL * (before + after)
+        data = _ROOT_OPEN + (t + body if place == "first" else body + t) + b"</edefter:defter>"
+    else:
+        inner, wrap = _PLACES[place](b"a" * length)
+        data = _limit_doc(before, after, inner, wrap)
+    limits = XmlLimits(max_text_bytes=cap, read_chunk_bytes=chunk)
+    if length > cap:
+        assert _err(data, limits).rule == "xml.text_too_large"
+    else:
+        assert read_facts_bytes(data, name="x", limits=limits).root == "defter"
+
+
+@_LIMIT_FUZZ
+@given(st.integers(0, 12), st.integers(3, 12), st.integers(0, 80), st.integers(3, 12), st.integers(1, 400),
+       st.integers(0, 40), st.integers(0, 40))
+def test_depth_and_attribute_caps_hold_in_every_batch(
+    depth: int, max_depth: int, attrs: int, max_attrs: int, chunk: int, before: int, after: int
+) -> None:
+    nest = b"<d>" * depth + b"x" + b"</d>" * depth
+    many = b"<g " + b" ".join(b'a%d="v"' % i for i in range(attrs)) + b"/>"
+    data = _limit_doc(before, after, nest + many)
+    limits = XmlLimits(max_depth=max_depth, max_attributes=max_attrs, read_chunk_bytes=chunk)
+    deepest = max(3, 2 + depth)  # root, e, then the nest (the fillers reach 3)
+    if deepest > max_depth:
+        assert _err(data, limits).rule == "xml.too_deep"
+    elif attrs > max_attrs:
+        assert _err(data, limits).rule == "xml.too_many_attributes"
+    else:
+        assert read_facts_bytes(data, name="x", limits=limits).root == "defter"
