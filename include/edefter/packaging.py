@@ -44,6 +44,7 @@ __all__ = [
     "Manifest",
     "PackagedFile",
     "PackagingError",
+    "atomic_write_bytes",
     "package_file",
     "package_files",
     "sha256_file",
@@ -111,14 +112,14 @@ class Manifest:
         return cls(tuple(PackagedFile(**f) for f in data["files"]), data.get("packer", PACKER_VERSION))
 
     def write(self, path: Path) -> None:
-        _atomic_write_bytes(path, self.to_json().encode("utf-8"))
+        atomic_write_bytes(path, self.to_json().encode("utf-8"))
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
         return cls.from_json(path.read_text(encoding="utf-8"))
 
 
-def sha256_file(path: Path, chunk: int = CHUNK) -> str:
+def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -134,7 +135,8 @@ def _is_within(child: Path, parent: Path) -> bool:
         return False
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory, fsync, rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -24,6 +24,7 @@ from urllib.parse import quote
 import requests
 
 from include.edefter.naming import EDefterName, Period
+from include.edefter.packaging import sha256_file  # re-exported: the client's callers hash with it
 from include.edefter.status import BackupStatus
 
 __all__ = [
@@ -154,14 +155,6 @@ class ArchivedFileInfo:
     size: int
     uploaded_at: str
     retention_until: dt.date
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while data := fh.read(chunk):
-            h.update(data)
-    return h.hexdigest()
 
 
 def _date(v: str | None) -> dt.date | None:

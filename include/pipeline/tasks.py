@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from include.edefter.naming import Period
-from include.edefter.packaging import Manifest, PackagedFile, package_file
+from include.edefter.packaging import Manifest, PackagedFile, atomic_write_bytes, package_file
 from include.edefter.problems import Problem
 from include.edefter.status import BackupStatus
 from include.pipeline.config import BackupUnit, evidence_dir, work_dir
@@ -81,17 +80,8 @@ def _ensure(path: Path) -> Path:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=2, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _now() -> str:
