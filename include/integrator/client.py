@@ -31,6 +31,7 @@ __all__ = [
     "ArchivedFileInfo",
     "AuthError",
     "ConflictError",
+    "EvidenceReceipt",
     "FileResult",
     "IntegratorClient",
     "IntegratorError",
@@ -118,10 +119,21 @@ class SubmitReceipt:
 class FileResult:
     name: str
     status: BackupStatus
-    sha256: str | None = None
+    sha256: str | None = None  # zip SHA-256 of the committed (or, when rejected, the submitted) file
     size: int | None = None
     retention_until: dt.date | None = None
     problems: tuple[dict[str, Any], ...] = ()
+    xml_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class EvidenceReceipt:
+    """One stored evidence ("Kayıt Bilgisi") document of a month; content-addressed, immutable."""
+
+    sha256: str
+    size: int
+    stored_at: str
+    created: bool  # False: identical bytes were already stored (idempotent retry)
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,10 @@ class ArchivedFileInfo:
 
 def _date(v: str | None) -> dt.date | None:
     return dt.date.fromisoformat(v) if v else None
+
+
+def _period(period: Period | str) -> Period:
+    return period if isinstance(period, Period) else Period.parse(str(period).replace("-", ""))
 
 
 class _Retryable(Exception):
@@ -274,11 +290,14 @@ class IntegratorClient:
         return resp.json()  # type: ignore[no-any-return]
 
     def upload_file(
-        self, path_to_zip: str | os.PathLike[str], name: EDefterName | str, sha256: str | None = None
+        self, zip_path: str | os.PathLike[str], zip_name: EDefterName | str, *, sha256: str | None = None
     ) -> UploadReceipt:
-        """Stream one zip; the same bytes again is a no-op success, other bytes under the name → ConflictError."""
-        fname = name.with_ext("zip").filename if isinstance(name, EDefterName) else str(name)
-        path = Path(path_to_zip)
+        """Stream one zip (staged until its set is validated).
+
+        The same bytes again → created=False; other bytes under a name already committed → ConflictError.
+        """
+        fname = zip_name.with_ext("zip").filename if isinstance(zip_name, EDefterName) else str(zip_name)
+        path = Path(zip_path)
         sha = (sha256 or sha256_file(path)).lower()
         size = path.stat().st_size
 
@@ -312,15 +331,29 @@ class IntegratorClient:
         taxpayer_id: str,
         branch: str | None,
         period: Period | str,
-        manifest: Iterable[tuple[EDefterName | str, str]],
+        files: Iterable[tuple[EDefterName | str, str, str]],
+        *,
         source: str = "Airflow",
     ) -> SubmitReceipt:
-        p = period if isinstance(period, Period) else Period.parse(str(period).replace("-", ""))
-        files = [
-            {"name": n.with_ext("zip").filename if isinstance(n, EDefterName) else str(n), "sha256": s.lower()}
-            for n, s in manifest
-        ]
-        body = {"taxpayer_id": taxpayer_id, "branch": branch, "period": p.yyyymm, "source": source, "files": files}
+        """Submit the month's set: ``files`` are ``(zip_name, zip_sha256, xml_sha256)`` triples.
+
+        The server validates asynchronously and commits the staged files under their names only
+        when the set is Yedeklendi.
+        """
+        p = _period(period)
+        items = []
+        for f in files:
+            if len(f) != 3:
+                raise ValueError("files must be (zip_name, zip_sha256, xml_sha256) triples")
+            n, zs, xs = f
+            items.append(
+                {
+                    "name": n.with_ext("zip").filename if isinstance(n, EDefterName) else str(n),
+                    "sha256": zs.lower(),
+                    "xml_sha256": xs.lower(),
+                }
+            )
+        body = {"taxpayer_id": taxpayer_id, "branch": branch, "period": p.yyyymm, "source": source, "files": items}
         d = self._call(
             lambda: self.session.post(self._url("/v1/submissions"), json=body, timeout=self.timeout, verify=self.verify),
             idempotent=True,  # the server returns the existing submission for an identical manifest
@@ -329,7 +362,7 @@ class IntegratorClient:
         return SubmitReceipt(d["submission_id"], BackupStatus(d["status"]), d["created"])
 
     def month_status(self, taxpayer_id: str, branch: str | None, period: Period | str) -> MonthStatus:
-        p = period if isinstance(period, Period) else Period.parse(str(period).replace("-", ""))
+        p = _period(period)
         params = {"branch": branch} if branch else None
         d = self._call(
             lambda: self.session.get(
@@ -357,6 +390,7 @@ class IntegratorClient:
                     size=f.get("size"),
                     retention_until=_date(f.get("retention_until")),
                     problems=tuple(f.get("problems") or ()),
+                    xml_sha256=f.get("xml_sha256"),
                 )
                 for f in d.get("files") or ()
             ),
@@ -421,16 +455,27 @@ class IntegratorClient:
             resp = self._call(attempt, idempotent=True, what=f"download {fname}")
             expected = (resp.headers.get("X-Content-SHA256") or "").lower()
             h = hashlib.sha256()
+            n = 0
             try:
                 with resp, open(part, "wb") as fh:
                     for chunk in resp.iter_content(1 << 20):
                         h.update(chunk)
                         fh.write(chunk)
+                        n += len(chunk)
                     fh.flush()
                     os.fsync(fh.fileno())
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.RequestException, OSError) as exc:
+                # A truncated body (ChunkedEncodingError/ProtocolError) or a full local disk:
+                # never leave a half file behind.
                 part.unlink(missing_ok=True)
                 raise _Retryable(TransportError(f"download {fname} interrupted: {exc}")) from exc
+            except BaseException:
+                part.unlink(missing_ok=True)
+                raise
+            declared = resp.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) != n:
+                part.unlink(missing_ok=True)
+                raise _Retryable(TransportError(f"download {fname} truncated: {n} of {declared} bytes"))
             got = h.hexdigest()
             if not expected or got != expected:
                 part.unlink(missing_ok=True)
@@ -453,3 +498,69 @@ class IntegratorClient:
 
     def upload_many(self, items: Sequence[tuple[Path, EDefterName]]) -> list[UploadReceipt]:
         return [self.upload_file(p, n) for p, n in items]
+
+    # -- evidence ("Kayıt Bilgisi") kept with the month --------------------------------------
+
+    def _evidence_url(self, taxpayer_id: str, period: Period | str, sha256: str | None = None) -> str:
+        base = f"/v1/months/{quote(taxpayer_id)}/{_period(period).yyyymm}/evidence"
+        return self._url(base + (f"/{sha256}" if sha256 else ""))
+
+    @staticmethod
+    def _evidence(d: dict[str, Any]) -> EvidenceReceipt:
+        return EvidenceReceipt(sha256=d["sha256"], size=d["size"], stored_at=d["stored_at"], created=d["created"])
+
+    def put_evidence(self, taxpayer_id: str, branch: str | None, period: Period | str, document: bytes) -> EvidenceReceipt:
+        """Store one JSON evidence document for the month (immutable, content-addressed).
+
+        Retry-safe: the URL names the document's SHA-256, so a retry after a lost answer finds
+        the same document and gets created=False.
+        """
+        sha = hashlib.sha256(document).hexdigest()
+        params = {"branch": branch} if branch else None
+        d = self._call(
+            lambda: self.session.put(
+                self._evidence_url(taxpayer_id, period, sha),
+                data=document,
+                params=params,
+                headers={"Content-Type": "application/json", "X-Content-SHA256": sha},
+                timeout=self.timeout,
+                verify=self.verify,
+            ),
+            idempotent=True,
+            what=f"evidence {taxpayer_id} {period}",
+        ).json()
+        return self._evidence(d)
+
+    def list_evidence(self, taxpayer_id: str, branch: str | None, period: Period | str) -> list[EvidenceReceipt]:
+        """Every evidence document of the month, oldest first (created is False on listed items)."""
+        params = {"branch": branch} if branch else None
+        d = self._call(
+            lambda: self.session.get(
+                self._evidence_url(taxpayer_id, period), params=params, timeout=self.timeout, verify=self.verify
+            ),
+            idempotent=True,
+            what=f"list evidence {taxpayer_id} {period}",
+        ).json()
+        return [self._evidence({**e, "created": False}) for e in d["documents"]]
+
+    def get_evidence(self, taxpayer_id: str, branch: str | None, period: Period | str, sha256: str) -> bytes:
+        """The stored document's bytes, checked against its SHA-256."""
+        params = {"branch": branch} if branch else None
+        resp = self._call(
+            lambda: self.session.get(
+                self._evidence_url(taxpayer_id, period, sha256.lower()),
+                params=params,
+                timeout=self.timeout,
+                verify=self.verify,
+            ),
+            idempotent=True,
+            what=f"get evidence {taxpayer_id} {period}",
+        )
+        data = resp.content
+        got = hashlib.sha256(data).hexdigest()
+        if got != sha256.lower():
+            raise IntegrityError(
+                f"evidence SHA-256 {got} differs from the requested {sha256}",
+                f"kayıt bilgisi belgesinin SHA-256 değeri ({got}) istenenle ({sha256}) uyuşmuyor",
+            )
+        return data
