@@ -5,7 +5,7 @@ What is measured:
 * ours — the pipeline's own task functions (include.pipeline.tasks), called directly, not through Airflow
   (no scheduler, no triggerer, no task start-up): ``verify_month`` (completeness, name ↔ content, signature-
   value chain and the full cryptographic check against the sample PKI's test CA and test GİB seal) →
-  ``package_month`` (deterministic zips + SHA-256 manifest) → ``upload_month`` (upload in order, submit) →
+  ``upload_month`` (deterministic zips re-hashed against verify's pins, upload in order, submit) →
   poll the status query until final (what the deferrable sensor does, 0.2 s poll) → ``record_month``
   (evidence). Against the real integrator service on loopback (fs + SQLite). Runs in a child process, whose
   peak RSS is reported.
@@ -100,22 +100,20 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
 
     verify = tasks.verify_month(unit, period)
     lap("verify")
-    package = tasks.package_month(unit, period)
-    lap("package")
     with IntegratorClient(spec["url"], spec["user"], spec["password"], retries=2) as client:
-        upload = tasks.upload_month(unit, period, package["manifest_path"], client)
-        lap("upload + submit")
+        upload = tasks.upload_month(unit, period, verify, client)
+        lap("package + upload + submit")
         final = client.wait_for_final(TAXPAYER, None, period, timeout=3600, poll=0.2)
         lap("wait for Yedeklendi")
-    confirmation = {
-        "backup_status": final.status.value,
-        "message": final.message_tr,
-        "message_en": final.message_en,
-        "retention_until": final.retention_until.isoformat() if final.retention_until else None,
-    }
-    record = tasks.record_month(unit, period, dag_id=unit.dag_id, run_id="bench", berats=None, verify=verify,
-                                package=package, upload=upload, confirmation=confirmation)  # fmt: skip
-    lap("record")
+        confirmation = {
+            "backup_status": final.status.value,
+            "message": final.message_tr,
+            "message_en": final.message_en,
+            "retention_until": final.retention_until.isoformat() if final.retention_until else None,
+        }
+        record = tasks.record_month(unit, period, dag_id=unit.dag_id, run_id="bench", berats=None, verify=verify,
+                                    upload=upload, confirmation=confirmation, client=client)  # fmt: skip
+        lap("record")
     return {
         "total_s": time.perf_counter() - start,
         "steps": steps,
@@ -123,8 +121,8 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
         "ok": final.status is BackupStatus.YEDEKLENDI,
         "message": final.message_tr,
         "files": record["files"],
-        "zip_bytes": package["zip_bytes"],
-        "xml_bytes": package["xml_bytes"],
+        "zip_bytes": sum(f["zip_size"] for f in upload["files"]),
+        "xml_bytes": sum(f["xml_size"] for f in upload["files"]),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 

@@ -100,6 +100,7 @@ class Branch:
     branch: str
     name: str
     integrator_conn_id: str
+    queue: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class Company:
     branches: tuple[Branch, ...]
     alerts: Alerts
     tuning: Tuning
+    queue: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ class BackupUnit:
     integrator_conn_id: str
     alerts: Alerts
     tuning: Tuning
+    # Celery queue of every task of this unit (None: the default queue).
+    queue: str | None = None
 
     @property
     def dag_id(self) -> str:
@@ -197,6 +201,7 @@ def load_config(path: Path | str | None = None) -> PipelineConfig:
 
 
 _TOP_KEYS = {"defaults", "companies"}
+_QUEUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TUNING_KEYS = {
     "poll_interval_seconds",
     "status_poll_interval_seconds",
@@ -219,8 +224,9 @@ _COMPANY_KEYS = _DEFAULT_KEYS | {
     "start_month",
     "integrator_conn_id",
     "branches",
+    "queue",
 }
-_BRANCH_KEYS = {"branch", "name", "integrator_conn_id"}
+_BRANCH_KEYS = {"branch", "name", "integrator_conn_id", "queue"}
 _ALERT_KEYS = {"email", "webhook_conn_id", "smtp_conn_id", "from_email"}
 
 
@@ -303,9 +309,23 @@ def _units(company: Company) -> list[BackupUnit]:
     )
     if not company.branches:
         assert company.integrator_conn_id is not None
-        return [BackupUnit(branch=None, branch_name=None, integrator_conn_id=company.integrator_conn_id, **common)]
+        return [
+            BackupUnit(
+                branch=None,
+                branch_name=None,
+                integrator_conn_id=company.integrator_conn_id,
+                queue=company.queue,
+                **common,
+            )
+        ]
     return [
-        BackupUnit(branch=b.branch, branch_name=b.name, integrator_conn_id=b.integrator_conn_id, **common)
+        BackupUnit(
+            branch=b.branch,
+            branch_name=b.name,
+            integrator_conn_id=b.integrator_conn_id,
+            queue=b.queue or company.queue,
+            **common,
+        )
         for b in company.branches
     ]
 
@@ -418,7 +438,7 @@ def _company(
             if not isinstance(bname, str) or not bname.strip():
                 raise ConfigError(cid, f"{fname}.name", "branch name must be text", "şube adı metin olmalı")
             bconn = _conn_id(cid, f"{fname}.integrator_conn_id", braw.get("integrator_conn_id"))
-            branches.append(Branch(code, bname.strip(), bconn))
+            branches.append(Branch(code, bname.strip(), bconn, _queue(cid, f"{fname}.queue", braw.get("queue"))))
         branches.sort(key=lambda b: b.branch)
         conn_id = None
     else:
@@ -435,7 +455,21 @@ def _company(
         branches=tuple(branches),
         alerts=_alerts(cid, "alerts", raw.get("alerts"), base_alerts),
         tuning=_tuning(cid, "", raw, base_tuning),
+        queue=_queue(cid, "queue", raw.get("queue")),
     )
+
+
+def _queue(cid: str, field_name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _QUEUE_RE.fullmatch(value):
+        raise ConfigError(
+            cid,
+            field_name,
+            f"a Celery queue name of letters, digits, '.', '_' and '-' (at most 64), got {value!r}",
+            f"Celery kuyruk adı harf, rakam, '.', '_' ve '-' içermeli (en çok 64), {value!r} bulundu",
+        )
+    return value
 
 
 def _month(cid: str, field_name: str, value: Any) -> Period:

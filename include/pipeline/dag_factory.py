@@ -27,7 +27,6 @@ __all__ = ["TASK_IDS", "build_dag", "build_dags", "unit_info"]
 TASK_IDS = (
     "wait_for_approved_berats",
     "verify",
-    "package",
     "upload",
     "wait_for_backup_confirmation",
     "record",
@@ -68,7 +67,7 @@ def _doc_md(unit: BackupUnit) -> str:
 - **Entegratör bağlantısı (Connection):** `{unit.integrator_conn_id}`
 - {mode_tr}
 
-Adımlar: onaylı beratları bekle → doğrula → paketle (dosya başına zip + SHA-256) → entegratöre yükle
+Adımlar: onaylı beratları bekle → doğrula (SHA-256 sabitlenir) → paketle ve entegratöre yükle
 → entegratör onayını bekle ("Yedeklendi" / "Yedeklenemedi") → kayıt bilgisini yaz.
 
 Tek ay için: `airflow dags trigger {unit.dag_id} --conf '{{"month": "2025-03"}}'`
@@ -78,8 +77,9 @@ Geçmiş aylar: `airflow backfill create --dag-id {unit.dag_id} --from-date 2025
 
 **English.** Backs up the e-Defter files of {unit.display_name} (taxpayer {unit.taxpayer_id}){branch_en}
 from `{unit.folder}` (read-only) to the integrator account of Connection `{unit.integrator_conn_id}`.
-{mode_en} Steps: wait for GİB-approved berats → verify → package (one deterministic zip per file + SHA-256
-manifest) → upload → wait for the integrator's verdict → record evidence. One month on demand:
+{mode_en} Steps: wait for GİB-approved berats → verify (and pin each file's SHA-256) → upload (one
+deterministic zip per file, re-hashed against the pins, then the set with its manifest) → wait for the
+integrator's verdict → record the evidence in the archive. One month on demand:
 trigger with conf `{{"month": "YYYY-MM"}}`; past months: `airflow backfill create`.
 """
 
@@ -152,6 +152,9 @@ def build_dag(unit: BackupUnit, shared: _ParseShared | None = None) -> DAG:
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(seconds=tuning.max_retry_delay_seconds),
     }
+    if unit.queue:
+        # Pins every task to the workers that mount this unit's e-Defter folder.
+        default_args["queue"] = unit.queue
     # Task-level, not DAG-level: DAG-level notifiers crash under dag.test (apache/airflow#64649).
     # Passed per operator rather than in default_args, which Airflow deep-copies for every task.
     cb: dict[str, Any] = {"on_failure_callback": [notifier]}
@@ -193,9 +196,10 @@ def build_dag(unit: BackupUnit, shared: _ParseShared | None = None) -> DAG:
         )
 
         verify = PythonOperator(task_id="verify", python_callable=partial(run_verify, unit), **cb)
-        package = PythonOperator(task_id="package", python_callable=partial(run_package, unit), **cb)
+        # package + upload in one task: the zips live and die in that task's private workspace,
+        # so any worker can run it (or its retry); only XCom values cross task boundaries.
         upload = PythonOperator(
-            task_id="upload", python_callable=partial(run_upload, unit), op_kwargs={"pkg": package.output}, **cb
+            task_id="upload", python_callable=partial(run_upload, unit), op_kwargs={"verified": verify.output}, **cb
         )
         confirm = WaitForBackupConfirmationSensor(
             task_id="wait_for_backup_confirmation",
@@ -215,16 +219,14 @@ def build_dag(unit: BackupUnit, shared: _ParseShared | None = None) -> DAG:
             op_kwargs={
                 "berats": wait.output,
                 "verify": verify.output,
-                "package": package.output,
                 "upload": upload.output,
                 "confirmation": confirm.output,
             },
             **cb,
         )
-        # Order: wait >> verify >> package >> upload >> confirm >> record. package >> upload and
-        # confirm >> record (and record's other upstreams) already come from the XComArgs above;
-        # setting them again costs two DAG hashes each for nothing.
-        wait >> verify >> package
+        # Order: wait >> verify >> upload >> confirm >> record. verify >> upload and the
+        # record's upstreams already come from the XComArgs above.
+        wait >> verify
         upload >> confirm
     return dag
 
@@ -240,26 +242,18 @@ def run_verify(unit: BackupUnit, **context: Any) -> dict[str, Any]:
     return _verdicts(lambda: t.verify_month(unit, period, client_factory=lambda: _client(unit)))
 
 
-def run_package(unit: BackupUnit, **context: Any) -> dict[str, Any]:
-    from include.pipeline import tasks as t
-
-    period = _period(context, unit)
-    return _verdicts(lambda: t.package_month(unit, period))
-
-
-def run_upload(unit: BackupUnit, pkg: dict[str, Any], **context: Any) -> dict[str, Any]:
+def run_upload(unit: BackupUnit, verified: dict[str, Any], **context: Any) -> dict[str, Any]:
     from include.pipeline import tasks as t
 
     period = _period(context, unit)
     with _client(unit) as client:
-        return _verdicts(lambda: t.upload_month(unit, period, pkg["manifest_path"], client))
+        return _verdicts(lambda: t.upload_month(unit, period, verified, client))
 
 
 def run_record(
     unit: BackupUnit,
     berats: dict[str, Any] | None,
     verify: dict[str, Any] | None,
-    package: dict[str, Any] | None,
     upload: dict[str, Any] | None,
     confirmation: dict[str, Any] | None,
     **context: Any,
@@ -268,17 +262,18 @@ def run_record(
 
     period = _period(context, unit)
     dag_run = context["dag_run"]
-    return t.record_month(
-        unit,
-        period,
-        dag_id=dag_run.dag_id,
-        run_id=dag_run.run_id,
-        berats=berats,
-        verify=verify,
-        package=package,
-        upload=upload,
-        confirmation=confirmation,
-    )
+    with _client(unit) as client:
+        return t.record_month(
+            unit,
+            period,
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+            berats=berats,
+            verify=verify,
+            upload=upload,
+            confirmation=confirmation,
+            client=client,
+        )
 
 
 def _period(context: Any, unit: BackupUnit):  # -> Period

@@ -22,8 +22,7 @@ log = logging.getLogger(__name__)
 _TASK_LABELS = {
     "wait_for_approved_berats": ("Onaylı berat bekleme", "waiting for approved berats"),
     "verify": ("Doğrulama", "verification"),
-    "package": ("Paketleme", "packaging"),
-    "upload": ("Entegratöre yükleme", "upload to the integrator"),
+    "upload": ("Paketleme ve entegratöre yükleme", "packaging and upload to the integrator"),
     "wait_for_backup_confirmation": ("Entegratör onayı", "integrator confirmation"),
     "record": ("Kayıt bilgisi", "evidence"),
 }

@@ -112,6 +112,16 @@ class Integrator:
         with IntegratorClient(self.url, self.account(taxpayer_id, branch), PASSWORD) as c:
             return sorted((f.name, f.sha256) for f in c.list_files(taxpayer_id, branch))
 
+    def evidence(self, taxpayer_id: str, period: Period, branch: str | None = None) -> list[dict[str, Any]]:
+        """Every evidence document ("Kayıt Bilgisi") the archive keeps for the month, decoded."""
+        from include.integrator.client import IntegratorClient
+
+        with IntegratorClient(self.url, self.account(taxpayer_id, branch), PASSWORD) as c:
+            return [
+                json.loads(c.get_evidence(taxpayer_id, branch, period, r.sha256))
+                for r in c.list_evidence(taxpayer_id, branch, period)
+            ]
+
 
 @pytest.fixture(scope="session")
 def integrator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Integrator]:
@@ -264,9 +274,10 @@ class Env:
         tis = dr.get_task_instances()
         return RunResult(dr, {ti.task_id: ti.state for ti in tis}, {ti.task_id: ti.try_number for ti in tis})
 
-    def upload_doc(self, taxpayer_id: str, month: Period, branch: str | None = None) -> dict[str, Any]:
-        path = self.tmp / "work" / taxpayer_id / (branch or "") / str(month) / "upload.json"
-        return json.loads(path.read_text(encoding="utf-8"))
+    def work_leftovers(self) -> list[str]:
+        """Anything tasks left in the work dir (each task's workspace must die with the task)."""
+        root = self.tmp / "work"
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) if root.exists() else []
 
     def alert_reasons(self) -> list[str]:
         return [p["reason"] for p in self.webhook.payloads]
@@ -281,6 +292,18 @@ class RunResult:
     @property
     def state(self) -> str:
         return str(self.dag_run.state)
+
+    def xcom(self, task_id: str) -> Any:
+        """The return value (XCom) of one task of this run, read from the metadata DB."""
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            row = session.scalars(
+                XComModel.get_many(run_id=self.dag_run.run_id, dag_ids=self.dag_run.dag_id, task_ids=task_id,
+                                   key="return_value")
+            ).first()
+            return XComModel.deserialize_value(row) if row is not None else None
 
     def assert_states(self, **expected: str) -> None:
         got = {k: str(v) for k, v in self.states.items()}

@@ -20,7 +20,7 @@ from tests.pipeline.conftest import PASSWORD, Env, Integrator, evidence, free_po
 TAX = "1234567801"
 DAG = f"edefter_yedekleme_{TAX}"
 ALL_OK = dict.fromkeys(
-    ["wait_for_approved_berats", "verify", "package", "upload", "wait_for_backup_confirmation", "record"], "success"
+    ["wait_for_approved_berats", "verify", "upload", "wait_for_backup_confirmation", "record"], "success"
 )
 
 
@@ -36,16 +36,20 @@ def test_ready_month_is_backed_up_and_a_rerun_uploads_nothing(env: Env, capfd) -
     assert ev["run_id"] == result.dag_run.run_id and ev["dag_id"] == DAG
     assert len(ev["files"]) == 7 and all(f["signature_value"] and f["receipt"] for f in ev["files"])
     assert [f["code"] for f in ev["files"]] == ["Y", "K", "YB", "KB", "GIB-YB", "GIB-KB", "DR"]
-    assert env.upload_doc(TAX, Period(2025, 1))["uploaded"] == 7
-    month_work = env.tmp / "work" / TAX / "2025-01"
-    assert (month_work / "manifest.json").is_file() and not (month_work / "zips").exists()  # work zips cleaned
+    assert result.xcom("upload")["uploaded"] == 7
+    assert env.work_leftovers() == []  # each task's workspace died with the task
+    pins = {f["name"]: f for f in result.xcom("verify")["files"]}
+    for f in ev["files"]:  # what was uploaded is what was verified
+        assert f["xml_sha256"] == pins[f["name"]]["xml_sha256"] and f["signature_value"] == pins[f["name"]]["signature_value"]
+    archived_evidence = env.integrator.evidence(TAX, Period(2025, 1))
+    assert any(d["run_id"] == result.dag_run.run_id and d["files"] == ev["files"] for d in archived_evidence)
     archived = env.integrator.stored(TAX)
     assert {n for n, _ in archived} >= {f["zip_name"] for f in ev["files"]}
     assert tree_snapshot(folder) == before  # the e-Defter folder is never written
 
     again = env.run(DAG, Period(2025, 1))
     again.assert_states(**ALL_OK)
-    up = env.upload_doc(TAX, Period(2025, 1))
+    up = again.xcom("upload")
     assert up["uploaded"] == 0 and up["skipped_month_already_backed_up"] is True
     assert env.integrator.stored(TAX) == archived
     assert evidence(env.tmp, TAX, Period(2025, 1))["backup_status"] == "Yedeklendi"
@@ -77,7 +81,7 @@ def test_tampered_month_is_yedeklenemedi_and_alerts_fire(env: Env) -> None:
     mf = env.month(folder, "1111111111", Period(2025, 2))
     flip_byte_in_ledger_body(mf.path("Y"))
     result = env.run("edefter_yedekleme_1111111111", Period(2025, 2))
-    result.assert_states(wait_for_approved_berats="success", verify="failed", package="upstream_failed")
+    result.assert_states(wait_for_approved_berats="success", verify="failed", upload="upstream_failed")
     assert result.tries["verify"] == 1  # a verdict is never retried
     assert env.integrator.stored("1111111111") == []  # nothing reached the archive
     (payload,) = env.webhook.payloads
@@ -111,7 +115,7 @@ def test_ransomware_guard_keeps_the_archive_and_uploads_nothing(env: Env) -> Non
             p.unlink()
     env.month(folder, tax, Period(2025, 3), seed=7, entries_per_part=12)
     result = env.run(f"edefter_yedekleme_{tax}", Period(2025, 3))
-    result.assert_states(verify="success", package="success", upload="failed")
+    result.assert_states(verify="success", upload="failed")
     assert result.tries["upload"] == 1
     reason = env.alert_reasons()[-1]
     assert GUARD_TR in reason and GUARD_EN in reason and "SHA-256" in reason
@@ -195,7 +199,7 @@ def test_wrong_integrator_password_fails_fast_without_retry_loop(env: Env) -> No
     env.connect(f"edefter_test_{tax}", env.integrator.conn_uri(tax, password="yanlis-parola"))
     env.month(folder, tax, Period(2025, 6))
     result = env.run(f"edefter_yedekleme_{tax}", Period(2025, 6))
-    result.assert_states(verify="success", package="success", upload="failed")
+    result.assert_states(verify="success", upload="failed")
     assert result.tries["upload"] == 1
     reason = env.alert_reasons()[-1]
     assert "kimlik doğrulaması" in reason and "yanlis-parola" not in reason

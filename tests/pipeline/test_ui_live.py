@@ -99,15 +99,15 @@ def world(integrator: Integrator, sample_pki: TestPKI, tmp_path_factory: pytest.
 
 
 def _back_up(config_path: Path, period: Period) -> None:
-    """Package and upload one month with the pipeline's own task functions; wait for the verdict."""
+    """Verify, package and upload one month with the pipeline's own task functions; wait for the verdict."""
     from include.pipeline.config import load_config
     from include.pipeline.hook import EDefterIntegratorHook
-    from include.pipeline.tasks import package_month, upload_month
+    from include.pipeline.tasks import upload_month, verify_month
 
     unit = load_config(config_path).unit(f"edefter_yedekleme_{TAXPAYER}")
-    packaged = package_month(unit, period)
+    verified = verify_month(unit, period)
     with EDefterIntegratorHook(unit.integrator_conn_id).get_conn() as client:
-        upload_month(unit, period, packaged["manifest_path"], client)
+        upload_month(unit, period, verified, client)
         final = client.wait_for_final(TAXPAYER, None, period, timeout=60)
     assert final.status is BackupStatus.YEDEKLENDI, final
 
