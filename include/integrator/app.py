@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from include.integrator.context import ServiceContext
 from include.integrator.errors import ApiError, error_body
-from include.integrator.routers import files, health, sets
+from include.integrator.routers import evidence, files, health, sets
 from include.integrator.settings import Settings
 from include.integrator.storage.base import Storage, StorageError
 from include.integrator.validation import Validator
@@ -128,4 +128,5 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(files.router)
     app.include_router(sets.router)
+    app.include_router(evidence.router)
     return app

@@ -337,22 +337,22 @@ class IntegratorClient:
     ) -> SubmitReceipt:
         """Submit the month's set: ``files`` are ``(zip_name, zip_sha256, xml_sha256)`` triples.
 
+        A pair without the XML hash is accepted for other senders' sake (the server then cannot
+        tell that the XML changed after the sender verified it); the pipeline always sends triples.
+
         The server validates asynchronously and commits the staged files under their names only
         when the set is Yedeklendi.
         """
         p = _period(period)
         items = []
         for f in files:
-            if len(f) != 3:
+            if len(f) not in (2, 3):
                 raise ValueError("files must be (zip_name, zip_sha256, xml_sha256) triples")
-            n, zs, xs = f
-            items.append(
-                {
-                    "name": n.with_ext("zip").filename if isinstance(n, EDefterName) else str(n),
-                    "sha256": zs.lower(),
-                    "xml_sha256": xs.lower(),
-                }
-            )
+            n, zs = f[0], f[1]
+            item = {"name": n.with_ext("zip").filename if isinstance(n, EDefterName) else str(n), "sha256": zs.lower()}
+            if len(f) == 3:
+                item["xml_sha256"] = str(f[2]).lower()
+            items.append(item)
         body = {"taxpayer_id": taxpayer_id, "branch": branch, "period": p.yyyymm, "source": source, "files": items}
         d = self._call(
             lambda: self.session.post(self._url("/v1/submissions"), json=body, timeout=self.timeout, verify=self.verify),

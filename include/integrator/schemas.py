@@ -44,11 +44,22 @@ class UploadOut(BaseModel):
     retention_until: dt.date
     storage: str
     version_id: str | None = None
+    committed: bool = Field(
+        default=False,
+        description="true when the name is already committed (a set listing it was Yedeklendi); "
+        "false: staged until a submitted set listing it is validated",
+    )
 
 
 class ManifestItem(BaseModel):
     name: str = Field(max_length=64, description="zip file name, e.g. 1234567801-201909-Y-000000.zip")
     sha256: str = Field(pattern=SHA256_PATTERN)
+    xml_sha256: str | None = Field(
+        default=None,
+        pattern=SHA256_PATTERN,
+        description="SHA-256 of the XML inside the zip, as the sender verified it; the set is refused "
+        "when the stored XML differs (recommended; our client always sends it)",
+    )
 
 
 class SubmitIn(BaseModel):
@@ -73,6 +84,7 @@ class FileResult(BaseModel):
     status: str
     problems: list[dict] = Field(default_factory=list)
     retention_until: dt.date | None = None
+    xml_sha256: str | None = None
 
 
 class MonthStatusOut(BaseModel):

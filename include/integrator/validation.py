@@ -20,13 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from include.edefter.naming import EDefterName, InvalidFileName, Period, parse_name
 from include.edefter.problems import Problem, Severity
 from include.edefter.status import BackupStatus
 from include.integrator.context import ServiceContext
-from include.integrator.metadata.models import ArchivedFile, Submission, utcnow
+from include.integrator.metadata.models import ArchivedFile, StagedFile, Submission, utcnow
 from include.integrator.storage.base import StorageError
 
 __all__ = ["Validator", "month_messages", "load_extra_checks"]
@@ -34,7 +34,9 @@ __all__ = ["Validator", "month_messages", "load_extra_checks"]
 log = logging.getLogger(__name__)
 
 
-def month_messages(status: BackupStatus, period: Period, problems: Sequence[dict[str, Any]] = ()) -> tuple[str, str]:
+def month_messages(
+    status: BackupStatus, period: Period, problems: Sequence[dict[str, Any]] = ()
+) -> tuple[str, str]:
     label = period.label_tr
     if status is BackupStatus.YEDEKLENDI:
         return (
@@ -75,10 +77,32 @@ def _problem(code: str, files: tuple[str, ...], tr: str, en: str, **details: str
     return Problem(code, files, tr, en, Severity.ERROR, tuple(details.items())).to_dict()
 
 
+def _committed(r: StagedFile) -> ArchivedFile:
+    return ArchivedFile(
+        filename=r.filename,
+        taxpayer_id=r.taxpayer_id,
+        branch=r.branch,
+        period=r.period,
+        code=r.code,
+        part=r.part,
+        sha256=r.sha256,
+        size=r.size,
+        xml_sha256=r.xml_sha256,
+        xml_size=r.xml_size,
+        storage=r.storage,
+        storage_key=r.storage_key,
+        version_id=r.version_id,
+        fiscal_year_end=r.fiscal_year_end,
+        retention_until=r.retention_until,
+        uploaded_at=r.uploaded_at,
+        uploaded_by=r.uploaded_by,
+    )
+
+
 class _ZipMemberOpener:
     """Opens the XML inside a stored zip, spooling non-seekable streams (S3) to a temp file."""
 
-    def __init__(self, ctx: ServiceContext, row: ArchivedFile) -> None:
+    def __init__(self, ctx: ServiceContext, row: ArchivedFile | StagedFile) -> None:
         self.ctx = ctx
         self.row = row
 
@@ -122,7 +146,9 @@ class _Closing:
 
 
 class Validator:
-    def __init__(self, ctx: ServiceContext, workers: int = 1, retry_delay: float = 2.0, max_attempts: int = 5) -> None:
+    def __init__(
+        self, ctx: ServiceContext, workers: int = 1, retry_delay: float = 2.0, max_attempts: int = 5
+    ) -> None:
         self.ctx = ctx
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="validate")
         self.retry_delay = retry_delay
@@ -137,7 +163,9 @@ class Validator:
 
     def resume_pending(self) -> int:
         with self.ctx.session() as s:
-            ids = list(s.scalars(select(Submission.id).where(Submission.status == BackupStatus.ISLENDI.value)))
+            ids = list(
+                s.scalars(select(Submission.id).where(Submission.status == BackupStatus.ISLENDI.value))
+            )
         for i in ids:
             self.schedule(i)
         return len(ids)
@@ -156,7 +184,9 @@ class Validator:
                 log.exception("validation of submission %s failed %d times", submission_id, attempt)
                 self._finish_internal(submission_id, exc)
                 return
-            log.warning("validation of submission %s hit a transient error (%s); retrying", submission_id, exc)
+            log.warning(
+                "validation of submission %s hit a transient error (%s); retrying", submission_id, exc
+            )
             t = threading.Timer(self.retry_delay * attempt, self.schedule, (submission_id, attempt + 1))
             t.daemon = True
             self._timers.add(t)
@@ -184,7 +214,11 @@ class Validator:
             log.exception("could not record the failure of submission %s", submission_id)
 
     def _store_verdict(
-        self, sub: Submission, status: BackupStatus, problems: list[dict[str, Any]], results: list[dict[str, Any]]
+        self,
+        sub: Submission,
+        status: BackupStatus,
+        problems: list[dict[str, Any]],
+        results: list[dict[str, Any]],
     ) -> None:
         sub.status = status.value
         sub.problems = problems
@@ -199,22 +233,30 @@ class Validator:
                 return BackupStatus(sub.status) if sub else BackupStatus.GONDERILMEDI
             manifest = list(sub.manifest)
             tid, branch, period = sub.taxpayer_id, sub.branch, Period.parse(sub.period)
-            rows = {
-                r.filename: r
-                for r in s.scalars(
-                    select(ArchivedFile).where(
-                        ArchivedFile.taxpayer_id == tid,
-                        ArchivedFile.branch.is_(None) if branch is None else ArchivedFile.branch == branch,
-                        ArchivedFile.period == period.yyyymm,
+
+            def tenant(model: Any) -> list[Any]:
+                return list(
+                    s.scalars(
+                        select(model).where(
+                            model.taxpayer_id == tid,
+                            model.branch.is_(None) if branch is None else model.branch == branch,
+                            model.period == period.yyyymm,
+                        )
                     )
                 )
+
+            committed: dict[str, ArchivedFile] = {r.filename: r for r in tenant(ArchivedFile)}
+            staged: dict[tuple[str, str], StagedFile] = {
+                (r.filename, r.sha256): r for r in tenant(StagedFile)
             }
         problems: list[dict[str, Any]] = []
         per_file: dict[str, list[dict[str, Any]]] = {}
-        present: list[tuple[EDefterName, ArchivedFile]] = []
+        present: list[tuple[EDefterName, ArchivedFile | StagedFile]] = []
+        chosen: dict[str, ArchivedFile | StagedFile] = {}
         seen: set[str] = set()
         for item in manifest:
             fname, sha = item["name"], item["sha256"].lower()
+            xml_sha = (item.get("xml_sha256") or "").lower() or None
             pr: list[dict[str, Any]] = per_file.setdefault(fname, [])
             try:
                 name = parse_name(fname)
@@ -233,29 +275,64 @@ class Validator:
                 )
                 continue
             if zname.filename in seen:
-                pr.append(_problem("set.duplicate", (fname,), "dosya listede iki kez var", "the file is listed twice"))
-                continue
-            seen.add(zname.filename)
-            row = rows.get(zname.filename)
-            if row is None:
                 pr.append(
                     _problem(
-                        "set.file_not_uploaded",
-                        (fname,),
-                        "listedeki dosya entegratöre yüklenmemiş",
-                        "the listed file was not uploaded to the integrator",
+                        "set.duplicate", (fname,), "dosya listede iki kez var", "the file is listed twice"
                     )
                 )
                 continue
-            if row.sha256 != sha:
+            seen.add(zname.filename)
+            done = committed.get(zname.filename)
+            row: ArchivedFile | StagedFile | None
+            if done is not None and done.sha256 != sha:
                 pr.append(
                     _problem(
-                        "set.sha256_mismatch",
+                        "set.name_committed",
                         (fname,),
-                        "listedeki SHA-256 arşivdeki dosyanınkiyle uyuşmuyor",
-                        "the SHA-256 in the list differs from the archived file's",
+                        "bu adla farklı içerikte bir dosya zaten arşivde (yedeklenmiş); arşivdeki dosya değiştirilmez",
+                        "a file with this name and different content is already archived (backed up); "
+                        "the archived file is never replaced",
                         listed=sha,
-                        archived=row.sha256,
+                        archived=done.sha256,
+                    )
+                )
+                continue
+            row = done or staged.get((zname.filename, sha))
+            if row is None:
+                other = [k for k in staged if k[0] == zname.filename]
+                if other:
+                    pr.append(
+                        _problem(
+                            "set.sha256_mismatch",
+                            (fname,),
+                            "listedeki SHA-256 yüklenen dosyanınkiyle uyuşmuyor",
+                            "the SHA-256 in the list differs from the uploaded file's",
+                            listed=sha,
+                            uploaded=",".join(k[1] for k in other),
+                        )
+                    )
+                else:
+                    pr.append(
+                        _problem(
+                            "set.file_not_uploaded",
+                            (fname,),
+                            "listedeki dosya entegratöre yüklenmemiş",
+                            "the listed file was not uploaded to the integrator",
+                        )
+                    )
+                continue
+            chosen[zname.filename] = row
+            if xml_sha is not None and row.xml_sha256 != xml_sha:
+                pr.append(
+                    _problem(
+                        "manifest.xml_sha256_mismatch",
+                        (fname,),
+                        "zip içindeki XML'in SHA-256 değeri gönderenin doğruladığıyla uyuşmuyor "
+                        "(dosya doğrulamadan sonra değişmiş)",
+                        "the SHA-256 of the XML inside the zip differs from the one the sender verified "
+                        "(the file changed after verification)",
+                        listed=xml_sha,
+                        stored=row.xml_sha256,
                     )
                 )
                 continue
@@ -270,29 +347,48 @@ class Validator:
             fname = item["name"]
             stem = fname.rsplit(".", 1)[0]
             mine = [p for p in problems if any(f.rsplit(".", 1)[0] == stem for f in p.get("files", []))]
-            row = rows.get(stem + ".zip")
+            got = chosen.get(stem + ".zip")
             results.append(
                 {
                     "name": fname,
-                    "sha256": row.sha256 if row else None,
-                    "size": row.size if row else None,
-                    "status": (BackupStatus.YEDEKLENEMEDI if any(p["severity"] == "error" for p in mine) else status).value,
+                    "sha256": got.sha256 if got else None,
+                    "size": got.size if got else None,
+                    "xml_sha256": got.xml_sha256 if got else None,
+                    "status": (
+                        BackupStatus.YEDEKLENEMEDI if any(p["severity"] == "error" for p in mine) else status
+                    ).value,
                     "problems": mine,
-                    "retention_until": row.retention_until.isoformat() if row else None,
+                    "retention_until": got.retention_until.isoformat() if got else None,
                 }
             )
-        with self.ctx.session() as s, s.begin():
-            sub = s.get(Submission, submission_id)
-            assert sub is not None
-            if sub.status != BackupStatus.ISLENDI.value:
-                return BackupStatus(sub.status)
-            self._store_verdict(sub, status, problems, results)
-            untils = [r.retention_until for _, r in present]
-            sub.retention_until = max(untils) if untils else None
+        try:
+            with self.ctx.session() as s, s.begin():
+                sub = s.get(Submission, submission_id)
+                assert sub is not None
+                if sub.status != BackupStatus.ISLENDI.value:
+                    return BackupStatus(sub.status)
+                if status is BackupStatus.YEDEKLENDI:
+                    # Commit the staged files under their names in the verdict's transaction:
+                    # a name is taken only by bytes of a validated set.
+                    for _, r in present:
+                        if isinstance(r, StagedFile):
+                            s.add(_committed(r))
+                self._store_verdict(sub, status, problems, results)
+                untils = [r.retention_until for _, r in present]
+                sub.retention_until = max(untils) if untils else None
+        except IntegrityError:
+            # Another set committed one of these names meanwhile: validate again (retried as
+            # transient); the next pass compares against what is now committed.
+            log.warning("submission %s: a name was committed concurrently; validating again", submission_id)
+            raise
         return status
 
     def _content_problems(
-        self, tid: str, branch: str | None, period: Period, present: list[tuple[EDefterName, ArchivedFile]]
+        self,
+        tid: str,
+        branch: str | None,
+        period: Period,
+        present: list[tuple[EDefterName, ArchivedFile | StagedFile]],
     ) -> list[dict[str, Any]]:
         from include.edefter.ledger_set import SetKey
 

@@ -30,6 +30,15 @@ def _upload_all(client, zips: dict[str, Path]) -> dict[str, str]:  # type: ignor
     return out
 
 
+def _commit_month(client, tid: str, zips: dict[str, Path], branch: str | None = None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Upload and submit the set; wait until it is Yedeklendi (its files are then committed)."""
+    shas = _upload_all(client, zips)
+    client.submit_month(tid, branch, SEP_2019, [(zips[k].name, shas[k]) for k in ORDER if k in zips])
+    st = client.wait_for_final(tid, branch, SEP_2019, timeout=90)
+    assert st.status is BackupStatus.YEDEKLENDI, st.problems
+    return shas
+
+
 def test_upload_idempotent_conflict_download(integrator, make_month, tmp_path: Path) -> None:
     tid, user, pw = integrator.account()
     month = make_month(taxpayer_id=tid)
@@ -41,8 +50,12 @@ def test_upload_idempotent_conflict_download(integrator, make_month, tmp_path: P
         assert first.retention_until == dt.date(2029, 12, 31)  # fiscal year 2019 + 10
         again = c.upload_file(y, y.name)
         assert again.created is False and again.sha256 == first.sha256
-        listing = c.list_files(tid)
-        assert [f.name for f in listing] == [y.name]
+        # Staged, not committed: the name is not taken until a set listing it is validated.
+        assert c.list_files(tid) == []
+        assert c.session.get(f"{integrator.url}/v1/files/{y.name}").status_code == 404
+        _commit_month(c, tid, zips)
+        assert y.name in [f.name for f in c.list_files(tid)]
+        assert c.upload_file(y, y.name).created is False
         # Same name, other bytes: 409 and the original stays.
         other = tmp_path / "other" / y.name
         other.parent.mkdir()
@@ -54,7 +67,7 @@ def test_upload_idempotent_conflict_download(integrator, make_month, tmp_path: P
         dest = tmp_path / "restored.zip"
         assert c.download(y.name, dest) == first.sha256
         assert dest.read_bytes() == y.read_bytes()
-        assert [f.name for f in c.list_files(tid)] == [y.name]
+        assert sorted(f.name for f in c.list_files(tid)) == sorted(z.name for z in zips.values())
 
 
 def test_month_backed_up_with_seed_message(integrator, make_month, tmp_path: Path) -> None:
@@ -157,12 +170,12 @@ def test_delete_is_refused_and_file_stays(integrator, make_month, tmp_path: Path
     tid, user, pw = integrator.account()
     zips = zip_month(make_month(taxpayer_id=tid), tmp_path / "z")
     with integrator.client(user, pw) as c:
-        r = c.upload_file(zips["YB"], zips["YB"].name)
+        shas = _commit_month(c, tid, zips)
         resp = c.session.delete(f"{integrator.url}/v1/files/{zips['YB'].name}")
         assert resp.status_code == 405
         body = resp.json()["error"]
         assert body["code"] == "file.delete_refused" and "silinemez" in body["message_tr"]
-        assert c.download(zips["YB"].name, tmp_path / "back.zip") == r.sha256
+        assert c.download(zips["YB"].name, tmp_path / "back.zip") == shas["YB"]
 
 
 def test_tenants_are_isolated(integrator, make_month, tmp_path: Path) -> None:
@@ -199,14 +212,14 @@ def test_branch_account_sees_only_its_branch(integrator, make_month, tmp_path: P
             bra.upload_file(head["K"], head["K"].name)
         with pytest.raises(AuthError):
             bra.download(head["Y"].name, tmp_path / "x.zip")
-        assert [f.name for f in bra.list_files(tid)] == [br["Y"].name]
-        assert {f.name for f in comp.list_files(tid)} == {head["Y"].name, br["Y"].name}
         # The branch's own month set, submitted by the branch account.
-        shas = _upload_all(bra, br)
-        bra.submit_month(tid, "0001", SEP_2019, [(br[k].name, shas[k]) for k in ORDER])
-        st = bra.wait_for_final(tid, "0001", SEP_2019, timeout=60)
-        assert st.status is BackupStatus.YEDEKLENDI, st.problems
+        _commit_month(bra, tid, br, branch="0001")
+        st = bra.month_status(tid, "0001", SEP_2019)
         assert st.branch == "0001"
+        branch_files = {br[k].name for k in ORDER}
+        assert {f.name for f in bra.list_files(tid)} == branch_files
+        # The head office's Y is only staged (never submitted): listed nowhere.
+        assert {f.name for f in comp.list_files(tid)} == branch_files
         # The company-level month is a different set: not submitted.
         assert comp.month_status(tid, None, SEP_2019).status is BackupStatus.GONDERILMEDI
 
@@ -233,6 +246,7 @@ def test_eight_concurrent_uploaders_store_each_object_once(integrator, make_mont
         assert sum(1 for r in mine if r[1]) == 1, f"{p.name} created {sum(1 for r in mine if r[1])} times"
         assert {r[2] for r in mine} == {sha256_file(p)}
     with integrator.client(user, pw) as c:
+        _commit_month(c, tid, zips)
         listing = c.list_files(tid)
         assert sorted(f.name for f in listing) == sorted(p.name for p in items)
         for f in listing:

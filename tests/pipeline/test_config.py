@@ -62,6 +62,27 @@ def test_good_config_gives_sorted_units_and_dag_ids() -> None:
     assert branch.taxpayer_type is TaxpayerKind.KURUMLAR
 
 
+def test_queue_per_company_and_per_branch_reaches_every_task() -> None:
+    from include.pipeline.dag_factory import build_dag
+
+    data = copy.deepcopy(GOOD)
+    data["companies"][1]["queue"] = "ofis-ornek"
+    data["companies"][0]["queue"] = "yildiz"
+    data["companies"][0]["branches"][1]["queue"] = "kadikoy"
+    cfg = parse_config(data)
+    queues = {u.dag_id: u.queue for u in cfg.units}
+    assert queues == {
+        "edefter_yedekleme_1234567801": "ofis-ornek",
+        "edefter_yedekleme_9876543210_0001": "yildiz",  # the company's queue
+        "edefter_yedekleme_9876543210_0002": "kadikoy",  # the branch's own
+    }
+    for unit in cfg.units:
+        dag = build_dag(unit)
+        assert {t.queue for t in dag.tasks} == {unit.queue}, unit.dag_id
+    plain = build_dag(parse_config(copy.deepcopy(GOOD)).units[0])
+    assert {t.queue for t in plain.tasks} == {"default"}
+
+
 def _broken(mutate) -> ConfigError:
     data = copy.deepcopy(GOOD)
     mutate(data)
@@ -112,6 +133,9 @@ def _set(path: list, value):
         (_set(["companies", 0, "branches"], []), "yildiz-gida", "branches", "non-empty"),
         (_set(["companies", 0, "integrator_conn_id"], "x"), "yildiz-gida", "integrator_conn_id", "per branch"),
         (_set(["defaults", "alerts", "email"], ["not-an-address"]), None, "defaults.alerts.email", "e-mail"),
+        (_set(["companies", 1, "queue"], "ofis kuyruk"), "ornek-ticaret", "queue", "Celery queue"),
+        (_set(["companies", 1, "queue"], 7), "ornek-ticaret", "queue", "Celery queue"),
+        (_set(["companies", 0, "branches", 1, "queue"], ""), "yildiz-gida", "branches[1].queue", "Celery queue"),
     ],
 )
 def test_each_config_error_names_company_and_field(mutate, company, field, needle) -> None:

@@ -19,8 +19,13 @@ def _v1(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
 
+def _v2(engine: Engine) -> None:
+    # staged_files (uploads not yet committed under their names) and evidence: new tables only.
+    Base.metadata.create_all(engine)
+
+
 # Ordered migrations: index i upgrades from version i to i+1. Append, never edit.
-MIGRATIONS: list[Callable[[Engine], None]] = [_v1]
+MIGRATIONS: list[Callable[[Engine], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

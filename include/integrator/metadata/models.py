@@ -4,10 +4,31 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Account", "ArchivedFile", "AuditRun", "Base", "SchemaVersion", "Submission", "utcnow"]
+__all__ = [
+    "Account",
+    "ArchivedFile",
+    "AuditRun",
+    "Base",
+    "Evidence",
+    "SchemaVersion",
+    "StagedFile",
+    "Submission",
+    "utcnow",
+]
 
 
 def utcnow() -> dt.datetime:
@@ -58,6 +79,58 @@ class ArchivedFile(Base):
     uploaded_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
 
     __table_args__ = (Index("ix_files_tenant_period", "taxpayer_id", "branch", "period"),)
+
+
+class StagedFile(Base):
+    """An uploaded file not (yet) committed under its name: it becomes an ArchivedFile only when
+    a set listing it is Yedeklendi. A rejected set's files stay here (forensics) and never block
+    other bytes under the same name. The bytes are already in the write-once store."""
+
+    __tablename__ = "staged_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(64))
+    taxpayer_id: Mapped[str] = mapped_column(String(11))
+    branch: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    period: Mapped[str] = mapped_column(String(6))
+    code: Mapped[str] = mapped_column(String(8))
+    part: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    xml_sha256: Mapped[str] = mapped_column(String(64))
+    xml_size: Mapped[int] = mapped_column(BigInteger)
+    storage: Mapped[str] = mapped_column(String(8))
+    storage_key: Mapped[str] = mapped_column(String(256))
+    version_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    fiscal_year_end: Mapped[dt.date] = mapped_column(Date)
+    retention_until: Mapped[dt.date] = mapped_column(Date)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    uploaded_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+
+    __table_args__ = (
+        UniqueConstraint("filename", "sha256", name="uq_staged_name_sha"),
+        Index("ix_staged_tenant_period", "taxpayer_id", "branch", "period"),
+    )
+
+
+class Evidence(Base):
+    """One evidence document ("Kayıt Bilgisi") of a month; content-addressed, never replaced."""
+
+    __tablename__ = "evidence"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    taxpayer_id: Mapped[str] = mapped_column(String(11))
+    # "" for a company-wide unit: NULLs are distinct in unique constraints.
+    branch: Mapped[str] = mapped_column(String(4), default="")
+    period: Mapped[str] = mapped_column(String(6))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    storage: Mapped[str] = mapped_column(String(8))
+    storage_key: Mapped[str] = mapped_column(String(256))
+    version_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    retention_until: Mapped[dt.date] = mapped_column(Date)
+    stored_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stored_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+
+    __table_args__ = (UniqueConstraint("taxpayer_id", "branch", "period", "sha256", name="uq_evidence_doc"),)
 
 
 class Submission(Base):

@@ -23,7 +23,7 @@ from include.integrator.context import ServiceContext
 from include.integrator.deps import Principal, check_tenant, ctx_of, current_account, name_tenant
 from include.integrator.errors import ApiError
 from include.integrator.ingest import check_zip
-from include.integrator.metadata.models import ArchivedFile
+from include.integrator.metadata.models import ArchivedFile, StagedFile
 from include.integrator.schemas import (
     SHA256_PATTERN,
     ErrorBody,
@@ -97,7 +97,7 @@ def parse_zip_name(filename: str) -> EDefterName:
     return name
 
 
-def _receipt(row: ArchivedFile, created: bool) -> dict[str, Any]:
+def _receipt(row: ArchivedFile | StagedFile, created: bool) -> dict[str, Any]:
     return UploadOut(
         name=row.filename,
         sha256=row.sha256,
@@ -107,6 +107,7 @@ def _receipt(row: ArchivedFile, created: bool) -> dict[str, Any]:
         retention_until=row.retention_until,
         storage=row.storage,
         version_id=row.version_id,
+        committed=isinstance(row, ArchivedFile),
     ).model_dump(mode="json")
 
 
@@ -122,14 +123,24 @@ def _conflict(row: ArchivedFile, sha: str) -> ApiError:
 
 
 def _existing(ctx: ServiceContext, filename: str) -> ArchivedFile | None:
+    """The file committed under this name (a set listing it was Yedeklendi), if any."""
     with ctx.session() as s:
         return s.scalar(select(ArchivedFile).where(ArchivedFile.filename == filename))
+
+
+def _staged(ctx: ServiceContext, filename: str, sha: str) -> StagedFile | None:
+    with ctx.session() as s:
+        return s.scalar(select(StagedFile).where(StagedFile.filename == filename, StagedFile.sha256 == sha))
 
 
 def _ingest(
     ctx: ServiceContext, p: Principal, name: EDefterName, spool: Path, sha: str, md5_b64: str, size: int
 ) -> tuple[dict[str, Any], bool]:
-    """Check, store, record — serialised per name; DB uniqueness guards other processes."""
+    """Check, store, stage — serialised per name; DB uniqueness guards other processes.
+
+    The file is staged, not committed: it takes its name only when a set listing it is
+    validated (Yedeklendi), so a tampered upload can never block the genuine file.
+    """
     st = ctx.settings
     with ctx.name_lock(name.filename):
         row = _existing(ctx, name.filename)
@@ -137,6 +148,9 @@ def _ingest(
             if row.sha256 == sha:
                 return _receipt(row, False), False
             raise _conflict(row, sha)
+        staged = _staged(ctx, name.filename, sha)
+        if staged is not None:
+            return _receipt(staged, False), False
         xml = check_zip(
             spool,
             name,
@@ -155,7 +169,7 @@ def _ingest(
                 f"the file could not be written to storage ({exc}); nothing was recorded, please retry",
                 file=name.filename,
             ) from exc
-        new = ArchivedFile(
+        new = StagedFile(
             filename=name.filename,
             taxpayer_id=name.taxpayer_id,
             branch=name.branch,
@@ -177,12 +191,10 @@ def _ingest(
             with ctx.session() as s, s.begin():
                 s.add(new)
         except IntegrityError:
-            # Another process recorded the same name between our check and insert.
-            row = _existing(ctx, name.filename)
-            if row is not None and row.sha256 == sha:
-                return _receipt(row, False), False
-            if row is not None:
-                raise _conflict(row, sha) from None
+            # Another process staged the same bytes under this name between our check and insert.
+            staged = _staged(ctx, name.filename, sha)
+            if staged is not None:
+                return _receipt(staged, False), False
             raise
         return _receipt(new, True), True
 
@@ -250,7 +262,11 @@ async def upload_file(
                     await run_in_threadpool(spool.write_all, batch)
         except ClientDisconnect:
             raise ApiError(
-                400, "upload.incomplete", "yükleme yarıda kesildi", "the upload was interrupted", file=filename
+                400,
+                "upload.incomplete",
+                "yükleme yarıda kesildi",
+                "the upload was interrupted",
+                file=filename,
             ) from None
         if pending:
             await run_in_threadpool(spool.write_all, pending)
@@ -279,7 +295,9 @@ def _lookup(ctx: ServiceContext, p: Principal, filename: str) -> ArchivedFile:
     name_tenant(p, name)
     row = _existing(ctx, name.filename)
     if row is None:
-        raise ApiError(404, "file.not_found", "dosya arşivde yok", "the file is not in the archive", file=filename)
+        raise ApiError(
+            404, "file.not_found", "dosya arşivde yok", "the file is not in the archive", file=filename
+        )
     return row
 
 
@@ -305,7 +323,9 @@ def download_file(
             file=filename,
         ) from exc
     except StorageError as exc:
-        raise ApiError(503, "storage.unavailable", "depolama şu an erişilemez", f"storage unavailable: {exc}") from exc
+        raise ApiError(
+            503, "storage.unavailable", "depolama şu an erişilemez", f"storage unavailable: {exc}"
+        ) from exc
 
     def chunks() -> Any:
         with stream:
@@ -334,7 +354,9 @@ def download_file(
     responses={405: {"model": ErrorBody}, **_ERR},
     summary="Refused: archived files are never deleted before the retention end",
 )
-def delete_file(filename: str, request: Request, principal: Annotated[Principal, Depends(current_account)]) -> Response:
+def delete_file(
+    filename: str, request: Request, principal: Annotated[Principal, Depends(current_account)]
+) -> Response:
     ctx = ctx_of(request)
     row = _lookup(ctx, principal, filename)
     raise ApiError(
@@ -348,7 +370,12 @@ def delete_file(filename: str, request: Request, principal: Annotated[Principal,
     )
 
 
-@router.get("/files", response_model=Tree, responses=_ERR, summary="List archived files: year → month → files (Listele)")
+@router.get(
+    "/files",
+    response_model=Tree,
+    responses=_ERR,
+    summary="List archived files: year → month → files (Listele)",
+)
 def list_files(
     request: Request,
     principal: Annotated[Principal, Depends(current_account)],
@@ -390,7 +417,8 @@ def list_files(
             YearListing(
                 year=y,
                 months=[
-                    MonthListing(period=p, label_tr=Period.parse(p).label_tr, files=fs) for p, fs in sorted(ms.items())
+                    MonthListing(period=p, label_tr=Period.parse(p).label_tr, files=fs)
+                    for p, fs in sorted(ms.items())
                 ],
             )
             for y, ms in sorted(years.items())

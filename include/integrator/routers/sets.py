@@ -59,9 +59,12 @@ def submit_month(body: SubmitIn, request: Request, principal: Annotated[Principa
     ctx = ctx_of(request)
     check_tenant(principal, body.taxpayer_id, body.branch)
     period = _period(body.period)
-    manifest = [{"name": f.name, "sha256": f.sha256.lower()} for f in body.files]
+    manifest = [
+        {"name": f.name, "sha256": f.sha256.lower(), "xml_sha256": f.xml_sha256.lower() if f.xml_sha256 else None}
+        for f in body.files
+    ]
     digest = hashlib.sha256(
-        json.dumps([body.source, sorted((m["name"], m["sha256"]) for m in manifest)]).encode()
+        json.dumps([body.source, sorted((m["name"], m["sha256"], m["xml_sha256"] or "") for m in manifest)]).encode()
     ).hexdigest()
     with ctx.session() as s, s.begin():
         latest = s.scalar(
