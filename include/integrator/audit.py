@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from include.integrator.context import ServiceContext
-from include.integrator.metadata.models import ArchivedFile, AuditRun, utcnow
+from include.integrator.metadata.models import ArchivedFile, AuditRun, Evidence, StagedFile, utcnow
 from include.integrator.storage.base import ObjectMissing, StorageError
 
 __all__ = ["AuditFinding", "AuditReport", "run_audit"]
@@ -52,11 +52,43 @@ class AuditReport:
         }
 
 
+@dataclass(frozen=True)
+class _Obj:
+    """One stored object to check, whatever record points at it."""
+
+    filename: str
+    storage_key: str
+    version_id: str | None
+    sha256: str
+    size: int
+    retention_until: Any
+
+
+def _objects(ctx: ServiceContext) -> list[_Obj]:
+    """Committed files, staged uploads (also those of rejected sets: they are immutable objects
+    too) and evidence documents; each stored object once."""
+    out: list[_Obj] = []
+    seen: set[tuple[str, str | None]] = set()
+    with ctx.session() as s:
+        for model in (ArchivedFile, StagedFile):
+            for r in s.scalars(select(model).order_by(model.id)):
+                if (r.storage_key, r.version_id) in seen:
+                    continue
+                seen.add((r.storage_key, r.version_id))
+                out.append(_Obj(r.filename, r.storage_key, r.version_id, r.sha256, r.size, r.retention_until))
+        for e in s.scalars(select(Evidence).order_by(Evidence.id)):
+            if (e.storage_key, e.version_id) in seen:
+                continue
+            seen.add((e.storage_key, e.version_id))
+            label = f"evidence:{e.taxpayer_id}{'/' + e.branch if e.branch else ''}/{e.period}/{e.sha256[:12]}"
+            out.append(_Obj(label, e.storage_key, e.version_id, e.sha256, e.size, e.retention_until))
+    return out
+
+
 def run_audit(ctx: ServiceContext, *, check_locks: bool = True) -> AuditReport:
     report = AuditReport()
     started = utcnow()
-    with ctx.session() as s:
-        rows = list(s.scalars(select(ArchivedFile).order_by(ArchivedFile.id)))
+    rows = _objects(ctx)
     for row in rows:
         report.checked += 1
         h = hashlib.sha256()

@@ -167,6 +167,7 @@ class ArchivedFileInfo:
     size: int
     uploaded_at: str
     retention_until: dt.date
+    committed: bool = True  # False: staged upload, not (yet) part of a Yedeklendi set
 
 
 def _date(v: str | None) -> dt.date | None:
@@ -409,9 +410,18 @@ class IntegratorClient:
             self._sleep(poll)
 
     def list_files(
-        self, taxpayer_id: str, branch: str | None = None, *, year: int | None = None, month: int | None = None
+        self,
+        taxpayer_id: str,
+        branch: str | None = None,
+        *,
+        year: int | None = None,
+        month: int | None = None,
+        include_staged: bool = False,
     ) -> list[ArchivedFileInfo]:
+        """Archived (committed) files; with ``include_staged`` also uploads not yet part of a Yedeklendi set."""
         params: dict[str, Any] = {"taxpayer_id": taxpayer_id}
+        if include_staged:
+            params["include_staged"] = "true"
         if branch:
             params["branch"] = branch
         if year is not None:
@@ -438,6 +448,7 @@ class IntegratorClient:
                             size=f["size"],
                             uploaded_at=f["uploaded_at"],
                             retention_until=dt.date.fromisoformat(f["retention_until"]),
+                            committed=f.get("committed", True),
                         )
                     )
         return out

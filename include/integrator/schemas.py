@@ -115,6 +115,7 @@ class FileEntry(BaseModel):
     size: int
     uploaded_at: dt.datetime
     retention_until: dt.date
+    committed: bool = True
 
 
 class MonthListing(BaseModel):

@@ -103,8 +103,8 @@ def test_sigkill_during_upload_then_client_retry(private_integrator: Integrator,
     if integ.backend.seaweed is None:
         assert [p.name for p in _objects(integ.service.data)] == [sha]
     with integ.client(user, pw) as c:
-        assert [f.name for f in c.list_files(tid)] == [y.name]
-        assert c.download(y.name, tmp_path / "back.zip") == sha
+        staged = c.list_files(tid, include_staged=True)
+        assert [(f.name, f.sha256, f.committed) for f in staged] == [(y.name, sha, False)]
 
 
 def _serve_in_thread(app, port: int):  # type: ignore[no-untyped-def]
@@ -152,13 +152,13 @@ def test_storage_write_failure_records_nothing(tmp_path: Path, make_month, reque
                 c.upload_file(zips["K"], zips["K"].name)
             assert ei.value.status == 507 and ei.value.code == "storage.write_failed"
             assert "kaydedilmedi" in ei.value.message_tr
-            assert c.list_files(tid) == []
+            assert c.list_files(tid, include_staged=True) == []
             assert _objects(settings.data_dir) == []
             assert list(storage.tmp.iterdir()) == []
             assert list((settings.data_dir / "incoming").iterdir()) == []
             storage.failing = False  # the disk has room again: the same upload now succeeds
             r = c.upload_file(zips["K"], zips["K"].name)
-            assert r.created and [f.name for f in c.list_files(tid)] == [zips["K"].name]
+            assert r.created and [f.name for f in c.list_files(tid, include_staged=True)] == [zips["K"].name]
     finally:
         server.should_exit = True
         th.join(15)
@@ -187,12 +187,12 @@ def test_metadata_db_outage_is_503_and_recovers(tmp_path: Path, make_month, requ
                     c.upload_file(zips["K"], zips["K"].name)
                 assert ei.value.status == 503 and ei.value.code == "metadata.unavailable"
                 with pytest.raises(ServerError) as ei:
-                    c.list_files(tid)
+                    c.list_files(tid, include_staged=True)
                 assert ei.value.status == 503
                 assert list((svc.data / "incoming").iterdir()) == []
                 pg_admin_exec(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
                 wait_http(f"{svc.url}/health", timeout=30)
-                assert [f.name for f in c.list_files(tid)] == [zips["Y"].name]
+                assert [f.name for f in c.list_files(tid, include_staged=True)] == [zips["Y"].name]
                 assert c.upload_file(zips["K"], zips["K"].name).created
         finally:
             svc.stop()
@@ -234,7 +234,7 @@ def test_s3_write_refused_records_nothing(request, make_month, tmp_path: Path) -
             with pytest.raises(ServerError) as ei:
                 c.upload_file(zips["YB"], zips["YB"].name)
             assert ei.value.status == 503 and ei.value.code == "storage.write_failed"
-            assert c.list_files(tid) == []
+            assert c.list_files(tid, include_staged=True) == []
         assert list((svc.data / "incoming").iterdir()) == []
     finally:
         svc.stop()

@@ -383,20 +383,31 @@ def list_files(
     branch: Annotated[str | None, Query(pattern=r"^[0-9]{4}$")] = None,
     year: Annotated[int | None, Query(ge=2000, le=9999)] = None,
     month: Annotated[int | None, Query(ge=1, le=12)] = None,
+    include_staged: Annotated[
+        bool, Query(description="also list uploads not (yet) committed by a Yedeklendi set (committed=false)")
+    ] = False,
 ) -> Tree:
     ctx = ctx_of(request)
     if principal.branch is not None and branch is None:
         branch = principal.branch
     check_tenant(principal, taxpayer_id, branch)
-    q = select(ArchivedFile).where(ArchivedFile.taxpayer_id == taxpayer_id)
-    if branch is not None:
-        q = q.where(ArchivedFile.branch == branch)
-    if year is not None:
-        q = q.where(ArchivedFile.period.startswith(f"{year:04d}"))
-    if month is not None:
-        q = q.where(ArchivedFile.period.endswith(f"{month:02d}"))
+
+    def query(model: Any) -> Any:
+        q = select(model).where(model.taxpayer_id == taxpayer_id)
+        if branch is not None:
+            q = q.where(model.branch == branch)
+        if year is not None:
+            q = q.where(model.period.startswith(f"{year:04d}"))
+        if month is not None:
+            q = q.where(model.period.endswith(f"{month:02d}"))
+        return q.order_by(model.period, model.filename, model.id)
+
     with ctx.session() as s:
-        rows = list(s.scalars(q.order_by(ArchivedFile.period, ArchivedFile.filename)))
+        rows: list[ArchivedFile | StagedFile] = list(s.scalars(query(ArchivedFile)))
+        if include_staged:
+            done = {(r.filename, r.sha256) for r in rows}
+            rows += [r for r in s.scalars(query(StagedFile)) if (r.filename, r.sha256) not in done]
+    rows.sort(key=lambda r: (r.period, r.filename, r.uploaded_at))
     years: dict[int, dict[str, list[FileEntry]]] = {}
     for r in rows:
         years.setdefault(int(r.period[:4]), {}).setdefault(r.period, []).append(
@@ -409,6 +420,7 @@ def list_files(
                 size=r.size,
                 uploaded_at=r.uploaded_at,
                 retention_until=r.retention_until,
+                committed=isinstance(r, ArchivedFile),
             )
         )
     return Tree(
