@@ -42,7 +42,7 @@ def test_default_config_yields_the_demo_dags(monkeypatch: pytest.MonkeyPatch) ->
     assert type(manual.timetable).__name__ == "NullTimetable" and "elle" in manual.tags
     assert "month" in manual.params  # the trigger form's "Ay / Month" field (Gönder)
     # the task order of the contract
-    order = ["wait_for_approved_berats", "verify", "package", "upload", "wait_for_backup_confirmation", "record"]
+    order = ["wait_for_approved_berats", "verify", "upload", "wait_for_backup_confirmation", "record"]
     for up, down in zip(order, order[1:], strict=False):
         assert down in auto.get_task(up).downstream_task_ids
 

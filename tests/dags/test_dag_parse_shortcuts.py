@@ -53,8 +53,7 @@ def test_edges_are_the_full_contract_order(monkeypatch: pytest.MonkeyPatch) -> N
         assert ups == {
             "wait_for_approved_berats": set(),
             "verify": {"wait_for_approved_berats"},
-            "package": {"verify"},
-            "upload": {"package"},
+            "upload": {"verify"},
             "wait_for_backup_confirmation": {"upload"},
             # record reads every earlier result (XComArgs), so all of them are its upstreams
             "record": set(TASK_IDS[:-1]),

@@ -68,7 +68,7 @@ def test_queue_per_company_and_per_branch_reaches_every_task() -> None:
     data = copy.deepcopy(GOOD)
     data["companies"][1]["queue"] = "ofis-ornek"
     data["companies"][0]["queue"] = "yildiz"
-    data["companies"][0]["branches"][1]["queue"] = "kadikoy"
+    next(b for b in data["companies"][0]["branches"] if b["branch"] == "0002")["queue"] = "kadikoy"
     cfg = parse_config(data)
     queues = {u.dag_id: u.queue for u in cfg.units}
     assert queues == {
