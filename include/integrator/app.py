@@ -50,6 +50,7 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
         except SQLAlchemyError as exc:
             # Start anyway: requests answer 503 until the metadata DB is reachable.
             log.error("metadata DB unavailable at start: %s", exc.__class__.__name__)
+        validator.start_sweeper(settings.resume_interval_s)
         try:
             yield
         finally:

@@ -122,9 +122,14 @@ class ServiceContext:
             yield
 
     def clean_incoming(self) -> None:
-        """Partial uploads from a crash are never objects; drop them on start."""
+        """Partial uploads of crashed processes are never objects; drop them on start.
+
+        Only those whose writer is gone: another replica's in-flight upload is left alone.
+        """
+        from include.integrator.spool import is_orphan
+
         for p in self.settings.tmp_dir.iterdir():
-            if p.is_file():
+            if p.is_file() and is_orphan(p):
                 p.unlink(missing_ok=True)
         clean = getattr(self.storage, "clean_tmp", None)
         if clean is not None:

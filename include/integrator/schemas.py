@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 __all__ = [
     "ErrorBody",
@@ -68,6 +68,13 @@ class SubmitIn(BaseModel):
     period: str = Field(pattern=r"^[0-9]{6}$", description="YYYYMM")
     source: str = Field(default="Airflow", min_length=1, max_length=64)
     files: list[ManifestItem] = Field(min_length=1, max_length=500)
+
+    @field_validator("branch")
+    @classmethod
+    def _branch_from_0001(cls, v: str | None) -> str | None:
+        if v == "0000":
+            raise ValueError("branch numbers start at 0001 (şube numaraları 0001'den başlar)")
+        return v
 
 
 class SubmitOut(BaseModel):

@@ -39,6 +39,9 @@ class Settings:
     # Further "module:function" checks passed to validate_month(extra_file_checks=...).
     extra_file_checks: str | None = None
     validation_workers: int = 1
+    # Every this many seconds, submissions still "İşlendi" that no thread of this process is
+    # validating are picked up again (a DB outage during validation, another replica's crash).
+    resume_interval_s: float = 30.0
     tls_cert: Path | None = None
     tls_key: Path | None = None
     chunk_bytes: int = 1 * _MIB
@@ -95,6 +98,7 @@ class Settings:
             "extra_file_checks": _env("EXTRA_FILE_CHECKS"),
             "verify_signatures": (_env("VERIFY_SIGNATURES", "1") != "0"),
             "require_approved": (_env("REQUIRE_APPROVED", "1") != "0"),
+            "resume_interval_s": float(_env("RESUME_INTERVAL_S", "30") or 30),
         }
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(data_dir=data, storage=storage, s3=s3, **kw)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from include.edefter.problems import Problem, Severity
 from include.edefter.status import BackupStatus
 from include.integrator.context import ServiceContext
 from include.integrator.metadata.models import ArchivedFile, StagedFile, Submission, utcnow
-from include.integrator.storage.base import StorageError
+from include.integrator.storage.base import ObjectMissing, StorageError
 
 __all__ = ["Validator", "month_messages", "load_extra_checks"]
 
@@ -156,10 +156,54 @@ class Validator:
         self.extra_checks = load_extra_checks(ctx.settings.extra_file_checks)
         self._closed = False
         self._timers: set[threading.Timer] = set()
+        self._inflight: set[int] = set()  # scheduled, running or waiting for a retry in this process
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     def schedule(self, submission_id: int, attempt: int = 1) -> None:
-        if not self._closed:
-            self.pool.submit(self._run, submission_id, attempt)
+        if self._closed:
+            return
+        with self._guard:
+            if attempt == 1 and submission_id in self._inflight:
+                return
+            self._inflight.add(submission_id)
+        self.pool.submit(self._run, submission_id, attempt)
+
+    def _done(self, submission_id: int) -> None:
+        with self._guard:
+            self._inflight.discard(submission_id)
+
+    def start_sweeper(self, interval_s: float) -> None:
+        """Pick up "İşlendi" submissions nobody here is validating, every ``interval_s``.
+
+        Without it a month stayed "İşlendi" until a restart when the DB was down longer than the
+        retries, or when the replica validating it died. Validating a submission twice is
+        harmless: the verdict is a function of stored bytes and only the first is recorded.
+        """
+        if interval_s <= 0 or self._sweeper is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    cutoff = utcnow() - dt.timedelta(seconds=interval_s)
+                    with self.ctx.session() as s:
+                        ids = list(
+                            s.scalars(
+                                select(Submission.id).where(
+                                    Submission.status == BackupStatus.ISLENDI.value,
+                                    Submission.submitted_at < cutoff,
+                                )
+                            )
+                        )
+                    for i in ids:
+                        self.schedule(i)
+                except SQLAlchemyError as exc:
+                    log.warning("resume sweep: metadata DB unavailable (%s)", type(exc).__name__)
+
+        self._sweeper = threading.Thread(target=loop, name="validate-sweeper", daemon=True)
+        self._sweeper.start()
 
     def resume_pending(self) -> int:
         with self.ctx.session() as s:
@@ -172,6 +216,7 @@ class Validator:
 
     def close(self) -> None:
         self._closed = True
+        self._stop.set()
         for t in list(self._timers):
             t.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -179,10 +224,22 @@ class Validator:
     def _run(self, submission_id: int, attempt: int) -> None:
         try:
             self.validate(submission_id)
+            self._done(submission_id)
+        except ObjectMissing as exc:  # a lost object is a finding, not a transient error
+            log.error("validation of submission %s: stored object missing (%s)", submission_id, exc)
+            self._finish_internal(submission_id, exc)
+            self._done(submission_id)
         except (SQLAlchemyError, StorageError, OSError) as exc:
             if attempt >= self.max_attempts:
-                log.exception("validation of submission %s failed %d times", submission_id, attempt)
-                self._finish_internal(submission_id, exc)
+                # Not a verdict: the files may be fine and the DB only away for a while. The
+                # month stays "İşlendi" and the sweeper tries again later.
+                log.error(
+                    "validation of submission %s failed %d times (%s); the sweeper retries later",
+                    submission_id,
+                    attempt,
+                    exc,
+                )
+                self._done(submission_id)
                 return
             log.warning(
                 "validation of submission %s hit a transient error (%s); retrying", submission_id, exc
@@ -194,6 +251,7 @@ class Validator:
         except Exception as exc:  # a bug must not leave the month "İşlendi" forever
             log.exception("validation of submission %s crashed", submission_id)
             self._finish_internal(submission_id, exc)
+            self._done(submission_id)
 
     def _finish_internal(self, submission_id: int, exc: BaseException) -> None:
         try:

@@ -27,6 +27,7 @@ __all__ = [
     "SchemaVersion",
     "StagedFile",
     "Submission",
+    "SubmissionKey",
     "utcnow",
 ]
 
@@ -153,6 +154,16 @@ class Submission(Base):
     submitted_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
 
     __table_args__ = (Index("ix_submissions_tenant_period", "taxpayer_id", "branch", "period"),)
+
+
+class SubmissionKey(Base):
+    """Makes "identical submission → the same submission" hold under concurrency (and across
+    replicas): two requests that would create the same submission race for one unique key."""
+
+    __tablename__ = "submission_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
 
 
 class AuditRun(Base):

@@ -11,7 +11,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -28,6 +27,7 @@ from include.integrator.deps import Principal, check_tenant, ctx_of, current_acc
 from include.integrator.errors import ApiError
 from include.integrator.metadata.models import Evidence
 from include.integrator.schemas import SHA256_PATTERN, ErrorBody
+from include.integrator.spool import spool_name
 from include.integrator.storage.base import ObjectMissing, StorageError
 
 router = APIRouter(prefix="/v1", tags=["evidence"])
@@ -100,7 +100,7 @@ def _store(
     if row is not None:
         return row, False
     until = retention_end(conservative_fiscal_year_end(period), ctx.settings.retention_years)
-    tmp = ctx.settings.tmp_dir / f"{uuid.uuid4().hex}.evidence"
+    tmp = ctx.settings.tmp_dir / spool_name(".evidence")
     try:
         with open(tmp, "xb") as fh:
             fh.write(data)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import os
 import re
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +33,7 @@ from include.integrator.schemas import (
     UploadOut,
     YearListing,
 )
+from include.integrator.spool import spool_name
 from include.integrator.storage.base import ObjectMissing, StorageError
 
 router = APIRouter(prefix="/v1", tags=["files"])
@@ -158,7 +159,9 @@ def _ingest(
             max_ratio=st.max_ratio,
             header_only_over=st.header_check_over_bytes,
         )
-        until = retention_end(xml.fiscal_year_end, st.retention_years)
+        # Never shorter than 31 December of (the period's year + 10), whatever fiscalYearEnd the XML claims.
+        floor = dt.date(name.period.year, 12, 31)
+        until = retention_end(max(xml.fiscal_year_end, floor), st.retention_years)
         try:
             obj = ctx.storage.put(spool, sha256=sha, size=size, md5_b64=md5_b64, retain_until=until)
         except StorageError as exc:
@@ -244,7 +247,7 @@ async def upload_file(
     # Spool to disk while hashing: a 200 MB body never sits in memory. Chunks are batched and
     # hashed/written in a worker thread (hashlib and file writes release the GIL), so the event
     # loop only receives bytes and several uploads use both cores.
-    spool = _Spool(st.tmp_dir / f"{uuid.uuid4().hex}.upload", md5=ctx.storage.needs_md5)
+    spool = _Spool(st.tmp_dir / spool_name(".upload"), md5=ctx.storage.needs_md5)
     size = 0
     pending: list[bytes] = []
     pending_n = 0

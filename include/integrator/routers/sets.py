@@ -9,25 +9,30 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from include.edefter.naming import Period
 from include.edefter.status import BackupStatus
 from include.integrator.deps import Principal, check_tenant, ctx_of, current_account
 from include.integrator.errors import ApiError
-from include.integrator.metadata.models import Submission
+from include.integrator.metadata.models import Submission, SubmissionKey
 from include.integrator.schemas import ErrorBody, MonthStatusOut, SubmitIn, SubmitOut
 from include.integrator.validation import month_messages
 
 router = APIRouter(prefix="/v1", tags=["sets"])
 
-_ERR: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 422, 503)}
+_ERR: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 422, 503)
+}
 
 
 def _period(s: str) -> Period:
     try:
         return Period.parse(s)
     except ValueError as exc:
-        raise ApiError(400, "period.invalid", f"dönem YYYYAA olmalı: {s!r}", f"period must be YYYYMM: {s!r}") from exc
+        raise ApiError(
+            400, "period.invalid", f"dönem YYYYAA olmalı: {s!r}", f"period must be YYYYMM: {s!r}"
+        ) from exc
 
 
 _STATUS_COLS = (
@@ -55,57 +60,93 @@ def _branch_filter(branch: str | None) -> Any:
     responses={200: {"model": SubmitOut, "description": "identical submission already accepted"}, **_ERR},
     summary="Submit a month's set for validation (asynchronous)",
 )
-def submit_month(body: SubmitIn, request: Request, principal: Annotated[Principal, Depends(current_account)]) -> JSONResponse:
+def submit_month(
+    body: SubmitIn, request: Request, principal: Annotated[Principal, Depends(current_account)]
+) -> JSONResponse:
     ctx = ctx_of(request)
     check_tenant(principal, body.taxpayer_id, body.branch)
     period = _period(body.period)
     manifest = [
-        {"name": f.name, "sha256": f.sha256.lower(), "xml_sha256": f.xml_sha256.lower() if f.xml_sha256 else None}
+        {
+            "name": f.name,
+            "sha256": f.sha256.lower(),
+            "xml_sha256": f.xml_sha256.lower() if f.xml_sha256 else None,
+        }
         for f in body.files
     ]
     digest = hashlib.sha256(
-        json.dumps([body.source, sorted((m["name"], m["sha256"], m["xml_sha256"] or "") for m in manifest)]).encode()
+        json.dumps(
+            [body.source, sorted((m["name"], m["sha256"], m["xml_sha256"] or "") for m in manifest)]
+        ).encode()
     ).hexdigest()
-    with ctx.session() as s, s.begin():
-        latest = s.scalar(
-            select(Submission)
-            .where(
-                Submission.taxpayer_id == body.taxpayer_id,
-                _branch_filter(body.branch),
-                Submission.period == period.yyyymm,
-            )
-            .order_by(Submission.id.desc())
-            .limit(1)
+    tenant = (
+        Submission.taxpayer_id == body.taxpayer_id,
+        _branch_filter(body.branch),
+        Submission.period == period.yyyymm,
+    )
+
+    def existing(latest: Submission) -> JSONResponse:
+        out = SubmitOut(
+            submission_id=latest.id,
+            status=latest.status,
+            status_en=BackupStatus(latest.status).english,
+            created=False,
         )
-        # Idempotent retry: the same manifest, still in progress or backed up, is the same submission.
-        if latest is not None and latest.manifest_sha256 == digest and latest.status != BackupStatus.YEDEKLENEMEDI.value:
-            out = SubmitOut(
-                submission_id=latest.id,
-                status=latest.status,
-                status_en=BackupStatus(latest.status).english,
-                created=False,
+        return JSONResponse(out.model_dump(), status_code=200)
+
+    try:
+        with ctx.session() as s, s.begin():
+            latest = s.scalar(select(Submission).where(*tenant).order_by(Submission.id.desc()).limit(1))
+            # Idempotent retry: the same manifest, still in progress or backed up, is the same submission.
+            if (
+                latest is not None
+                and latest.manifest_sha256 == digest
+                and latest.status != BackupStatus.YEDEKLENEMEDI.value
+            ):
+                return existing(latest)
+            tr, en = month_messages(BackupStatus.ISLENDI, period)
+            sub = Submission(
+                taxpayer_id=body.taxpayer_id,
+                branch=body.branch,
+                period=period.yyyymm,
+                source=body.source,
+                manifest=manifest,
+                manifest_sha256=digest,
+                status=BackupStatus.ISLENDI.value,
+                message_tr=tr,
+                message_en=en,
+                results=[],
+                problems=[],
+                submitted_by=principal.account_id,
             )
-            return JSONResponse(out.model_dump(), status_code=200)
-        tr, en = month_messages(BackupStatus.ISLENDI, period)
-        sub = Submission(
-            taxpayer_id=body.taxpayer_id,
-            branch=body.branch,
-            period=period.yyyymm,
-            source=body.source,
-            manifest=manifest,
-            manifest_sha256=digest,
-            status=BackupStatus.ISLENDI.value,
-            message_tr=tr,
-            message_en=en,
-            results=[],
-            problems=[],
-            submitted_by=principal.account_id,
-        )
-        s.add(sub)
-        s.flush()
-        sub_id = sub.id
+            s.add(sub)
+            s.flush()
+            # Concurrent identical requests see the same latest submission, so they compute the
+            # same key: exactly one insert wins, the others answer with the winner.
+            key = hashlib.sha256(
+                f"{body.taxpayer_id}|{body.branch or ''}|{period.yyyymm}|{digest}|{latest.id if latest else 0}".encode()
+            ).hexdigest()
+            s.add(SubmissionKey(key=key, submission_id=sub.id))
+            s.flush()
+            sub_id = sub.id
+    except IntegrityError:
+        with ctx.session() as s:
+            won = s.scalar(
+                select(Submission)
+                .where(*tenant, Submission.manifest_sha256 == digest)
+                .order_by(Submission.id.desc())
+                .limit(1)
+            )
+        if won is None:
+            raise
+        return existing(won)
     request.app.state.validator.schedule(sub_id)
-    out = SubmitOut(submission_id=sub_id, status=BackupStatus.ISLENDI.value, status_en=BackupStatus.ISLENDI.english, created=True)
+    out = SubmitOut(
+        submission_id=sub_id,
+        status=BackupStatus.ISLENDI.value,
+        status_en=BackupStatus.ISLENDI.english,
+        created=True,
+    )
     return JSONResponse(out.model_dump(), status_code=202)
 
 
@@ -131,7 +172,9 @@ def month_status(
     with ctx.read_connection() as conn:
         sub = conn.execute(
             select(*_STATUS_COLS)
-            .where(Submission.taxpayer_id == taxpayer_id, _branch_filter(branch), Submission.period == p.yyyymm)
+            .where(
+                Submission.taxpayer_id == taxpayer_id, _branch_filter(branch), Submission.period == p.yyyymm
+            )
             .order_by(Submission.id.desc())
             .limit(1)
         ).first()

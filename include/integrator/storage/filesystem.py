@@ -7,10 +7,10 @@ import errno
 import os
 import shutil
 import stat
-import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from include.integrator.spool import spool_name
 from include.integrator.storage.base import ObjectMissing, Storage, StorageError, StoredObject, object_key
 
 __all__ = ["FilesystemStorage"]
@@ -42,15 +42,18 @@ class FilesystemStorage(Storage):
 
     def clean_tmp(self) -> int:
         """Remove partial writes left by a crash; they were never visible as objects."""
+        from include.integrator.spool import is_orphan
+
         n = 0
         for p in self.tmp.iterdir():
-            p.unlink(missing_ok=True)
-            n += 1
+            if is_orphan(p):  # never another live replica's write in progress
+                p.unlink(missing_ok=True)
+                n += 1
         return n
 
     def _write_tmp(self, src: Path) -> Path:
         """Copy into our tmp dir (same filesystem as the final path) and fsync."""
-        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        tmp = self.tmp / spool_name(".part")
         try:
             with open(src, "rb") as fin, open(tmp, "xb") as fout:
                 self._copy(fin, fout)
@@ -67,7 +70,7 @@ class FilesystemStorage(Storage):
         Saves a full copy of every upload. The spool must not be written after put();
         the service's upload handler only unlinks it.
         """
-        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        tmp = self.tmp / spool_name(".part")
         try:
             if src.stat().st_dev != self.tmp.stat().st_dev:
                 return None
