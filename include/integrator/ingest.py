@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -77,6 +78,57 @@ def _ledger_header_facts(reader: _CappedHashingReader, member: str) -> Any:
         return None
 
 
+def _strict_layout(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, zname: str) -> None:
+    """Exactly one local entry at offset 0, matching the central directory, nothing before,
+    between or after: a polyglot (junk before the first header, two zips concatenated) reads
+    differently in `unzip` and in a streaming reader, so the archive must not keep it."""
+
+    def polyglot(where_tr: str, where_en: str, **details: Any) -> ApiError:
+        return _reject(
+            "zip.polyglot",
+            f"zip yapısı katı değil: {where_tr}",
+            f"the zip is not strictly one entry: {where_en}",
+            zname,
+            **details,
+        )
+
+    size = path.stat().st_size
+    if info.header_offset != 0:
+        raise polyglot(
+            "ilk yerel başlıktan önce veri var (veya birden fazla zip art arda)",
+            "data before the first local header (or several zips concatenated)",
+            offset=info.header_offset,
+        )
+    with open(path, "rb") as fh:
+        lh = fh.read(30)
+        if len(lh) < 30 or lh[:4] != b"PK\x03\x04":
+            raise polyglot("yerel başlık yok", "no local file header at offset 0")
+        n, m = struct.unpack("<HH", lh[26:30])
+        local_name = fh.read(n)
+        if local_name.decode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace") != info.filename:
+            raise polyglot(
+                "yerel başlıktaki ad merkez dizindekiyle aynı değil",
+                "the local header's name differs from the central directory's",
+            )
+        data_end = 30 + n + m + info.compress_size
+        if info.flag_bits & 0x08:  # a data descriptor follows the data (streaming writers)
+            fh.seek(data_end)
+            sig = fh.read(4)
+            zip64 = info.compress_size >= 0xFFFFFFFF or info.file_size >= 0xFFFFFFFF
+            data_end += (4 if sig == b"PK\x07\x08" else 0) + (20 if zip64 else 12)
+        if data_end != zf.start_dir:
+            raise polyglot(
+                "veri ile merkez dizin arasında fazladan bayt var",
+                "extra bytes between the entry's data and the central directory",
+                data_end=data_end,
+                central_directory=zf.start_dir,
+            )
+        tail = 22 + len(zf.comment)
+        fh.seek(max(0, size - tail))
+        if fh.read(4) != b"PK\x05\x06":
+            raise polyglot("zip sonundan sonra fazladan bayt var", "extra bytes after the end of the zip")
+
+
 def _reject(code: str, tr: str, en: str, name: str, **details: Any) -> ApiError:
     return ApiError(400, code, tr, en, file=name, details=details)
 
@@ -118,6 +170,7 @@ def check_zip(
             )
         info = infos[0]
         member = info.filename
+        _strict_layout(path, zf, info, zname)
         if (
             member.startswith(("/", "\\"))
             or ".." in member.replace("\\", "/").split("/")

@@ -42,7 +42,12 @@ def _assert_error(r: requests.Response, status: int, code: str, file: str | None
 def tenant(default_integrator):  # type: ignore[no-untyped-def]
     tid, user, pw = default_integrator.account()
     yield tid, user, pw
-    r = requests.get(f"{default_integrator.url}/v1/files", params={"taxpayer_id": tid}, auth=(user, pw), timeout=10)
+    r = requests.get(
+        f"{default_integrator.url}/v1/files",
+        params={"taxpayer_id": tid, "include_staged": "true"},
+        auth=(user, pw),
+        timeout=10,
+    )
     assert r.json()["years"] == [], "a rejected upload left something archived"
     leftovers = list((default_integrator.service.data / "incoming").iterdir())
     assert leftovers == [], leftovers
@@ -208,3 +213,30 @@ def test_submit_for_another_taxpayer_refused(default_integrator, tenant) -> None
     body = {"taxpayer_id": "1111111111", "period": "201909", "files": [{"name": "x.zip", "sha256": "0" * 64}]}
     r = requests.post(f"{default_integrator.url}/v1/submissions", json=body, auth=(user, pw), timeout=10)
     _assert_error(r, 403, "tenant.forbidden")
+
+
+@pytest.mark.parametrize("shape", ["junk_before", "two_zips", "junk_after"])
+def test_zip_polyglots_are_refused(default_integrator, tenant, make_month, tmp_path: Path, shape: str) -> None:  # type: ignore[no-untyped-def]
+    """unzip and a streaming reader must never see different members: one strict entry only."""
+    tid, user, pw = tenant
+    month = make_month(taxpayer_id=tid)
+    good = zip_one(month.path("YB"), tmp_path).read_bytes()
+    other = _zip([(month.path("YB").name, b"<berat/>")])
+    body = {
+        "junk_before": b"JUNK" * 64 + good,
+        "two_zips": other + good,
+        "junk_after": good + b"trailing bytes that are not part of the zip",
+    }[shape]
+    name = month.path("YB").stem + ".zip"
+    r = _put(default_integrator, user, pw, name, body)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "zip.polyglot", r.json()
+    assert r.json()["error"]["file"] == name
+
+
+def test_the_strict_zip_itself_is_accepted(default_integrator, make_month, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tid, user, pw = default_integrator.account()
+    month = make_month(taxpayer_id=tid)
+    good = zip_one(month.path("YB"), tmp_path).read_bytes()
+    r = _put(default_integrator, user, pw, month.path("YB").stem + ".zip", good)
+    assert r.status_code == 201, r.text
