@@ -134,6 +134,16 @@ def cmd_audit(a: argparse.Namespace) -> int:
     finally:
         ctx.close()
     print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    url = a.alert_webhook or os.environ.get("INTEGRATOR_ALERT_WEBHOOK")
+    if url and not report.clean:
+        from include.integrator.audit import notify
+
+        try:
+            notify(url, report)
+        except OSError as exc:
+            # The URL may carry a token: name only the failure.
+            print(f"alert webhook failed / uyarı gönderilemedi: {type(exc).__name__}", file=sys.stderr)
+            return 2
     return 0 if report.clean else 1
 
 
@@ -174,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     ac.set_defaults(fn=cmd_account_create)
     au = sub.add_parser("audit", help="fixity audit: re-hash every stored object")
     _common(au)
+    au.add_argument(
+        "--alert-webhook",
+        default=None,
+        help="POST the report here when something is found (env INTEGRATOR_ALERT_WEBHOOK; never logged)",
+    )
     au.set_defaults(fn=cmd_audit)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -150,6 +150,8 @@ class MonthStatus:
     retention_until: dt.date | None = None
     files: tuple[FileResult, ...] = ()
     problems: tuple[dict[str, Any], ...] = field(default=())
+    # The latest fixity audit's findings in this month ("Bozuk/Eksik"), or None when clean.
+    fixity: dict[str, Any] | None = None
 
     @property
     def is_final(self) -> bool:
@@ -396,6 +398,7 @@ class IntegratorClient:
                 for f in d.get("files") or ()
             ),
             problems=tuple(d.get("problems") or ()),
+            fixity=d.get("fixity"),
         )
 
     def wait_for_final(

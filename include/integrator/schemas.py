@@ -94,6 +94,24 @@ class FileResult(BaseModel):
     xml_sha256: str | None = None
 
 
+class FixityFileOut(BaseModel):
+    name: str
+    kind: str  # mismatch | missing | unreadable | lock
+    committed: bool
+    message_tr: str
+    message_en: str
+
+
+class FixityOut(BaseModel):
+    """What the latest fixity audit found in this month's stored objects (absent when clean)."""
+
+    status: str = "Bozuk/Eksik"
+    status_en: str = "damaged or missing in the archive"
+    audit_run_id: int
+    checked_at: dt.datetime | None
+    files: list[FixityFileOut]
+
+
 class MonthStatusOut(BaseModel):
     taxpayer_id: str
     branch: str | None
@@ -111,6 +129,7 @@ class MonthStatusOut(BaseModel):
     retention_until: dt.date | None = None
     files: list[FileResult] = Field(default_factory=list)
     problems: list[dict] = Field(default_factory=list)
+    fixity: FixityOut | None = None
 
 
 class FileEntry(BaseModel):

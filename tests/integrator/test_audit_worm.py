@@ -193,3 +193,71 @@ def test_sha256_file_helper(tmp_path: Path) -> None:
     p = tmp_path / "a"
     p.write_bytes(b"abc")
     assert sha256_file(p) == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_audit_findings_reach_the_month_status_and_the_alert_webhook(fresh_integrator: Integrator, make_month, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A Yedeklendi month whose stored ledger rotted shows "Bozuk/Eksik" naming the file; the
+    webhook gets the report; an object no record points at is reported as an orphan."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from include.edefter.naming import Period
+    from include.edefter.status import BackupStatus
+
+    integ = fresh_integrator
+    tid, user, pw = integ.account()
+    zips = zip_month(make_month(taxpayer_id=tid), tmp_path / "z")
+    order = ["Y", "K", "YB", "KB", "GIB-YB", "GIB-KB", "DR"]
+    with integ.client(user, pw) as c:
+        shas = {k: c.upload_file(zips[k], zips[k].name).sha256 for k in order}
+        c.submit_month(tid, None, "201909", [(zips[k].name, shas[k]) for k in order])
+        assert c.wait_for_final(tid, None, "201909", timeout=90).status is BackupStatus.YEDEKLENDI
+        assert c.month_status(tid, None, "201909").fixity is None
+    objects = integ.service.data / "objects"
+    y_obj = objects / "sha256" / shas["Y"][:2] / shas["Y"]
+    os.chmod(y_obj, 0o644)
+    data = bytearray(y_obj.read_bytes())
+    data[len(data) // 3] ^= 0x40
+    y_obj.write_bytes(bytes(data))
+    stray = hashlib.sha256(b"stray").hexdigest()
+    (objects / "sha256" / stray[:2]).mkdir(parents=True, exist_ok=True)
+    (objects / "sha256" / stray[:2] / stray).write_bytes(b"stray")
+
+    got: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "include.integrator", "audit", "--data", str(integ.service.data),
+             "--alert-webhook", f"http://127.0.0.1:{srv.server_port}/hook?token=s3cret", *integ.backend.args],
+            cwd=PROJECT_ROOT, env=integ.backend.env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        srv.shutdown()
+    assert proc.returncode == 1, proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert f"sha256/{stray[:2]}/{stray}" in report["orphans"]
+    assert len(got) == 1 and got[0]["findings"][0]["file"] == zips["Y"].name
+    with integ.client(user, pw) as c:
+        st = c.month_status(tid, None, Period(2019, 9))
+    assert st.status is BackupStatus.YEDEKLENDI  # the verdict stays; the damage is shown beside it
+    assert st.fixity is not None and st.fixity["status"] == "Bozuk/Eksik"
+    assert [(f["name"], f["kind"]) for f in st.fixity["files"]] == [(zips["Y"].name, "mismatch")]
+    # Once repaired (the operator restores the object from a replica), the next clean run clears it.
+    y_obj.write_bytes(zips["Y"].read_bytes())
+    os.chmod(y_obj, 0o444)
+    rc, _ = _audit_cli(integ)
+    assert rc == 0
+    with integ.client(user, pw) as c:
+        assert c.month_status(tid, None, Period(2019, 9)).fixity is None

@@ -24,6 +24,7 @@ __all__ = [
     "AuditRun",
     "Base",
     "Evidence",
+    "FixityFinding",
     "SchemaVersion",
     "StagedFile",
     "Submission",
@@ -164,6 +165,23 @@ class SubmissionKey(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+
+
+class FixityFinding(Base):
+    """One problem the fixity audit found, per stored object and run; the month's status shows
+    the findings of the latest run ("Bozuk/Eksik")."""
+
+    __tablename__ = "fixity_findings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audit_run_id: Mapped[int] = mapped_column(ForeignKey("audit_runs.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(128))
+    taxpayer_id: Mapped[str] = mapped_column(String(11))
+    branch: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    period: Mapped[str] = mapped_column(String(6))
+    kind: Mapped[str] = mapped_column(String(16))
+    message_tr: Mapped[str] = mapped_column(Text)
+    message_en: Mapped[str] = mapped_column(Text)
+    committed: Mapped[bool] = mapped_column(default=True)
 
 
 class AuditRun(Base):

@@ -15,8 +15,15 @@ from include.edefter.naming import Period
 from include.edefter.status import BackupStatus
 from include.integrator.deps import Principal, check_tenant, ctx_of, current_account
 from include.integrator.errors import ApiError
-from include.integrator.metadata.models import Submission, SubmissionKey
-from include.integrator.schemas import ErrorBody, MonthStatusOut, SubmitIn, SubmitOut
+from include.integrator.metadata.models import AuditRun, FixityFinding, Submission, SubmissionKey
+from include.integrator.schemas import (
+    ErrorBody,
+    FixityFileOut,
+    FixityOut,
+    MonthStatusOut,
+    SubmitIn,
+    SubmitOut,
+)
 from include.integrator.validation import month_messages
 
 router = APIRouter(prefix="/v1", tags=["sets"])
@@ -150,6 +157,46 @@ def submit_month(
     return JSONResponse(out.model_dump(), status_code=202)
 
 
+def _fixity(ctx: Any, taxpayer_id: str, branch: str | None, p: Period) -> FixityOut | None:
+    """Findings of the latest audit run in this month (one indexed query; none → None)."""
+    with ctx.read_connection() as conn:
+        run = conn.execute(
+            select(AuditRun.id, AuditRun.finished_at).order_by(AuditRun.id.desc()).limit(1)
+        ).first()
+        if run is None:
+            return None
+        rows = conn.execute(
+            select(
+                FixityFinding.filename,
+                FixityFinding.kind,
+                FixityFinding.committed,
+                FixityFinding.message_tr,
+                FixityFinding.message_en,
+            ).where(
+                FixityFinding.audit_run_id == run.id,
+                FixityFinding.taxpayer_id == taxpayer_id,
+                FixityFinding.branch.is_(None) if branch is None else FixityFinding.branch == branch,
+                FixityFinding.period == p.yyyymm,
+            )
+        ).all()
+    if not rows:
+        return None
+    return FixityOut(
+        audit_run_id=run.id,
+        checked_at=run.finished_at,
+        files=[
+            FixityFileOut(
+                name=r.filename,
+                kind=r.kind,
+                committed=r.committed,
+                message_tr=r.message_tr,
+                message_en=r.message_en,
+            )
+            for r in rows
+        ],
+    )
+
+
 @router.get(
     "/months/{taxpayer_id}/{period}",
     response_model=MonthStatusOut,
@@ -205,5 +252,6 @@ def month_status(
             files=sub.results or [],
             problems=sub.problems or [],
         )
+    out.fixity = _fixity(ctx, taxpayer_id, branch, p)
     # Validated once above; serialized by pydantic-core directly (FastAPI would validate it again).
     return Response(out.model_dump_json(), media_type="application/json")

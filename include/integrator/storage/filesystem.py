@@ -7,6 +7,7 @@ import errno
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,6 +40,15 @@ class FilesystemStorage(Storage):
         if len(parts) != 3 or parts[0] != "sha256" or object_key(parts[2]) != key:
             raise ValueError(f"bad object key {key!r}")
         return self.root / key
+
+    def iter_keys(self) -> Iterator[str]:
+        """Every stored object's key (for the audit's orphan report)."""
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return
+        for p in sorted(base.glob("*/*")):
+            if p.is_file():
+                yield p.relative_to(self.root).as_posix()
 
     def clean_tmp(self) -> int:
         """Remove partial writes left by a crash; they were never visible as objects."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -129,6 +130,15 @@ class S3Storage(Storage):
                 return None
             raise StorageError(f"S3 HEAD failed: {exc}") from exc
         return head.get("VersionId")
+
+    def iter_keys(self) -> Iterator[str]:
+        """Every stored object's key (for the audit's orphan report)."""
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.settings.bucket, Prefix="sha256/"):
+                for o in page.get("Contents", []):
+                    yield o["Key"]
+        except Exception as exc:  # botocore errors
+            raise StorageError(f"listing the bucket failed: {type(exc).__name__}") from exc
 
     def open(self, key: str, version_id: str | None = None) -> BinaryIO:
         from botocore.exceptions import BotoCoreError, ClientError
