@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -118,8 +119,31 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
             error_body("internal.database", "veritabanı hatası", "database error"), status_code=500
         )
 
+    @app.exception_handler(OSError)
+    async def _os(request: Request, exc: OSError) -> JSONResponse:
+        # A full disk while spooling or storing: the documented JSON 507, never a plain-text 500.
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("disk full while handling %s %s", request.method, request.url.path)
+            return JSONResponse(
+                error_body(
+                    "storage.disk_full",
+                    "entegratörün diski dolu; hiçbir şey kaydedilmedi, lütfen daha sonra tekrar gönderin",
+                    "the integrator's disk is full; nothing was recorded, please retry later",
+                ),
+                status_code=507,
+                headers={"Retry-After": "60"},
+            )
+        log.exception("I/O error")
+        return JSONResponse(error_body("internal.io", "giriş/çıkış hatası", "I/O error"), status_code=500)
+
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+        if "disk full" in str(exc):
+            return JSONResponse(
+                error_body("storage.disk_full", "entegratörün diski dolu; hiçbir şey kaydedilmedi", f"storage full: {exc}"),
+                status_code=507,
+                headers={"Retry-After": "60"},
+            )
         return JSONResponse(
             error_body("storage.unavailable", "depolama şu an kullanılamıyor", f"storage unavailable: {exc}"),
             status_code=503,

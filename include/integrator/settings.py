@@ -42,6 +42,8 @@ class Settings:
     # Every this many seconds, submissions still "İşlendi" that no thread of this process is
     # validating are picked up again (a DB outage during validation, another replica's crash).
     resume_interval_s: float = 30.0
+    # /health answers 503 (storage.low_space) when the data directory has less free space than this.
+    min_free_bytes: int = 64 * _MIB
     tls_cert: Path | None = None
     tls_key: Path | None = None
     chunk_bytes: int = 1 * _MIB
@@ -99,6 +101,7 @@ class Settings:
             "verify_signatures": (_env("VERIFY_SIGNATURES", "1") != "0"),
             "require_approved": (_env("REQUIRE_APPROVED", "1") != "0"),
             "resume_interval_s": float(_env("RESUME_INTERVAL_S", "30") or 30),
+            "min_free_bytes": int(_env("MIN_FREE_BYTES", str(64 * _MIB)) or 0),
         }
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(data_dir=data, storage=storage, s3=s3, **kw)  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -26,4 +28,18 @@ def health(request: Request) -> JSONResponse:
             error_body("storage.unavailable", "depolama kullanılamıyor", f"storage unavailable: {exc}"),
             status_code=503,
         )
-    return JSONResponse({"status": "ok", "storage": ctx.storage.name, "schema_version": SCHEMA_VERSION})
+    free = shutil.disk_usage(ctx.settings.data_dir).free
+    floor = ctx.settings.min_free_bytes
+    if floor and free < floor:
+        return JSONResponse(
+            error_body(
+                "storage.low_space",
+                f"veri dizininde boş alan az ({free} bayt; en az {floor} gerekli)",
+                f"low free space in the data directory ({free} bytes; at least {floor} required)",
+                details={"free_bytes": free, "min_free_bytes": floor},
+            ),
+            status_code=503,
+        )
+    return JSONResponse(
+        {"status": "ok", "storage": ctx.storage.name, "schema_version": SCHEMA_VERSION, "free_bytes": free}
+    )
