@@ -2,7 +2,7 @@
 
 Parse-time cost matters (hundreds of companies, re-parsed every few seconds): only the
 config, the sensors and the notifiers are imported here; the task bodies import the
-domain library (lxml, isal, requests) when they run.
+domain library (lxml, zlib-ng, requests) when they run.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def test_zip_is_valid_and_deterministic_across_time_and_mode(tmp_path: Path) -> 
     one = package_file(src, tmp_path / "out1")
     os.utime(src, (0, 1_700_000_000))
     src.chmod(0o600)
-    two = package_file(src, tmp_path / "out2", level=1)
+    two = package_file(src, tmp_path / "out2")
     assert Path(one.zip_path).read_bytes() == Path(two.zip_path).read_bytes()
     assert one.zip_sha256 == two.zip_sha256 == sha256_file(Path(one.zip_path))
     assert one.xml_sha256 == hashlib.sha256(data).hexdigest() and one.xml_size == len(data)
@@ -89,3 +89,25 @@ def test_any_bytes_roundtrip_and_are_deterministic(tmp_path: Path, data: bytes, 
     assert a.zip_sha256 == b.zip_sha256 and a.xml_sha256 == hashlib.sha256(data).hexdigest()
     with zipfile.ZipFile(a.zip_path) as zf:
         assert zf.read(NAME) == data
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 5])
+def test_block_boundaries_give_one_standard_deflate_stream_whatever_the_thread_count(tmp_path: Path, size: int) -> None:
+    """Blocks deflate in parallel, primed with the previous block's tail: the zip is standard
+    (Python's zipfile and Info-ZIP's unzip read it), and the same for 1, 2 or 3 threads."""
+    from include.edefter.packaging import CHUNK
+
+    assert CHUNK == 1 << 20
+    unit = b"<gl-cor:entryDetail><gl-cor:amount>1234.56</gl-cor:amount></gl-cor:entryDetail>\n"
+    data = (unit * (size // len(unit) + 1))[:size]
+    if size > 100:
+        data = data[: size // 2] + os.urandom(64) + data[size // 2 + 64 :]  # not only repeats
+    src = _write(tmp_path / "src" / NAME, data)
+    zips = [package_file(src, tmp_path / f"w{w}", workers=w) for w in (1, 2, 3)]
+    assert len({z.zip_sha256 for z in zips}) == 1
+    with zipfile.ZipFile(zips[0].zip_path) as zf:
+        assert zf.read(NAME) == data and zf.testzip() is None
+    if shutil.which("unzip"):
+        out = subprocess.run(["unzip", "-p", zips[0].zip_path], capture_output=True, check=True).stdout
+        assert out == data
+        assert subprocess.run(["unzip", "-tq", zips[0].zip_path], capture_output=True).returncode == 0
