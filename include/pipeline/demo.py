@@ -396,6 +396,10 @@ def stop_process_tree(pid: int, *, timeout: float = 20.0) -> list[int]:
         stubborn = []
         for proc in [*descendants, root]:
             with contextlib.suppress(psutil.NoSuchProcess):
+                if proc.is_running() and not proc.cmdline():
+                    # An empty command line: the kernel already released its memory, it is exiting
+                    # (slowly on a loaded box). Give it a moment rather than counting it stubborn.
+                    psutil.wait_procs([proc], timeout=10)
                 if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
                     say(f"  SIGKILL {proc.pid} ({' '.join(proc.cmdline())[:100]}): still alive after SIGTERM")
                     proc.kill()

@@ -56,7 +56,7 @@ def test_b4_dag_parse_quick() -> None:
     assert result.bench_id == "B4"
     assert {"DagBag file parse (median, DagBag stats)", "baseline: trivial 1-DAG file parse (median)"} <= _names(result)
     assert _value(result, "DAGs in the bag") == companies_yaml(20)[1]
-    assert _value(result, "tasks in the bag") == 6 * _value(result, "DAGs in the bag")
+    assert _value(result, "tasks in the bag") == 5 * _value(result, "DAGs in the bag")
     assert all(m.value > 0 for m in result.metrics)
     assert result.goals_met is None  # no verdict at a non-goal size
 
