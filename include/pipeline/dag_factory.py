@@ -191,6 +191,7 @@ def build_dag(unit: BackupUnit, shared: _ParseShared | None = None) -> DAG:
             deadline_warning_days=tuning.deadline_warning_days,
             deadline_notifier=notifier if unit.alerts.any else None,
             deferrable=True,
+            integrator_conn_id=unit.integrator_conn_id,
             timeout=shared.sensor_timeout,
             **cb,
         )

@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
 
 from include.edefter.deadlines import TaxpayerKind, secondary_copy_deadline
 from include.edefter.naming import Period
@@ -52,6 +57,10 @@ class WaitForApprovedBeratsSensor(BaseSensorOperator):
 
     ``timeout_seconds=None`` waits until the month's secondary-copy deadline (berat deadline
     + 15 days, by the rule version in force; the rule is logged and returned).
+
+    With ``integrator_conn_id``, a month that is not complete in the folder but that the archive
+    already confirmed (Yedeklendi: the local files were lost or removed after the backup) is not
+    waited for: the task is skipped as "Arşivde — klasörde yok", and so is the rest of the run.
     """
 
     template_fields: Sequence[str] = ("folder", "taxpayer_id", "branch", "month")
@@ -70,10 +79,12 @@ class WaitForApprovedBeratsSensor(BaseSensorOperator):
         deadline_warning_days: int = 7,
         deadline_notifier: Any = None,
         deferrable: bool = True,
+        integrator_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval_seconds)
         super().__init__(**kwargs)
+        self.integrator_conn_id = integrator_conn_id
         self.deadline_warning_days = deadline_warning_days
         self.deadline_notifier = deadline_notifier  # EDefterAlertNotifier-like: .warn(context, reason)
         self.folder = str(folder)
@@ -124,6 +135,7 @@ class WaitForApprovedBeratsSensor(BaseSensorOperator):
         first = self._scan(period)
         if first["status"] == "ready":
             return self._done(first, period, legal)
+        self._skip_if_archived(period, first)
         if _now() >= deadline:
             self._timeout(first, period, deadline)
         if not self.deferrable:
@@ -131,6 +143,28 @@ class WaitForApprovedBeratsSensor(BaseSensorOperator):
             return self._done(self._scan(period), period, legal)
         self.log.info("%s %s bekleniyor, eksik / waiting, missing: %s", self.taxpayer_id, period, first["missing_text"])
         self._defer(period, deadline, self._warn_at(legal))
+
+    def _skip_if_archived(self, period: Period, scan: dict[str, Any]) -> None:
+        """Archive first: never wait for berats of a month the archive already confirmed."""
+        if not self.integrator_conn_id:
+            return
+        from include.edefter.status import BackupStatus
+        from include.integrator.client import IntegratorError
+        from include.pipeline.hook import EDefterIntegratorHook
+
+        try:
+            with EDefterIntegratorHook(self.integrator_conn_id).get_conn() as client:
+                st = client.month_status(self.taxpayer_id, self.branch, period)
+        except IntegratorError as exc:
+            # The archive being away must not stop the wait for the folder.
+            self.log.warning("arşiv sorgulanamadı / archive not reachable: %s", exc)
+            return
+        if st.status is BackupStatus.YEDEKLENDI:
+            raise AirflowSkipException(
+                f"{period.label_tr}: Arşivde — klasörde yok (arşiv bu ayı yedeklendi olarak doğruladı, gönderim "
+                f"{st.submission_id}; klasörde eksik: {scan.get('missing_text')}) / archived, not in the folder: "
+                f"the archive already confirmed this month; nothing to wait for"
+            )
 
     def _warn_at(self, legal: dict[str, Any]) -> dt.datetime | None:
         if not self.deadline_warning_days or self.deadline_notifier is None:

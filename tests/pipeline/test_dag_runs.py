@@ -367,3 +367,19 @@ def test_a_month_near_its_secondary_copy_deadline_alerts_once_then_keeps_waiting
     deadline = secondary_copy_deadline(upcoming, TaxpayerKind.KURUMLAR)
     assert deadline.date.isoformat() in warning["reason"] and "GIB-" in warning["reason"]
     assert warning["month"] == str(upcoming)
+
+
+def test_archive_first_a_backed_up_month_whose_files_are_gone_is_not_waited_for(env: Env) -> None:
+    """Ransomware took the folder after the backup: the sensor asks the archive, skips the month as
+    "Arşivde — klasörde yok" instead of waiting weeks for berats, and nothing is uploaded again."""
+    import shutil
+
+    folder = env.company("ornek", TAX)
+    env.month(folder, TAX, Period(2025, 3))
+    env.run(DAG, Period(2025, 3)).assert_states(**ALL_OK)
+    archived = env.integrator.stored(TAX)
+    for p in sorted(folder.rglob("*202503*"), reverse=True):
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    again = env.run(DAG, Period(2025, 3))
+    again.assert_states(**dict.fromkeys(ALL_OK, "skipped"))
+    assert env.integrator.stored(TAX) == archived
