@@ -568,7 +568,8 @@ class _StartTagGuard:
     cap checked on built elements comes too late. Inside a (well-formed) start tag there
     is no '<', so a tag longer than the cap lies in a run of more than cap bytes without
     '<'; only such runs (long texts, comments, huge tags) are examined, on their first
-    cap + 1 bytes. Fed every slice before the parser.
+    cap + 1 bytes. Fed every slice before the parser. (A '<' inside a quoted value is
+    malformed: libxml2 stops at that attribute, so such a tag never reaches the build.)
     """
 
     def __init__(self, name: str, cap: int) -> None:
@@ -591,26 +592,40 @@ class _StartTagGuard:
 
     def feed(self, piece: bytes) -> None:
         cap = self.cap
-        parts = piece.split(b"<")
-        if self.open is not None:
-            run = self.open + parts[0][: cap + 1 - len(self.open)]
+        n = len(piece)
+        first = piece.find(b"<")
+        if self.open is not None:  # the run after the previous slice's last '<' goes on
+            end = n if first < 0 else first
+            run = self.open + piece[: min(end, cap + 1 - len(self.open))]
             self.open = None
             if len(run) > cap:
                 self._check(run)
-            elif len(parts) == 1:
+            elif first < 0:
                 self.open = run
-                return
-        if len(parts) == 1:
+        if first < 0:
             return
-        if len(parts) > 2 and max(map(len, parts[1:-1])) > cap:
-            for part in parts[1:-1]:
-                if len(part) > cap:
-                    self._check(part[: cap + 1])
-        last = parts[-1]
-        if len(last) > cap:
-            self._check(last[: cap + 1])
-        else:
-            self.open = last
+        # Probe the slice in blocks of cap/2 from its first '<': a run of more than cap bytes
+        # without '<' holds a whole block without '<'. Real XML has a '<' within a few
+        # bytes of every block start, so this is a handful of memchr calls per slice.
+        step = max(1, cap // 2)
+        pos = first
+        while pos < n:
+            if piece.find(b"<", pos, pos + step) != -1:
+                pos += step
+                continue
+            j = piece.rfind(b"<", 0, pos)
+            k = piece.find(b"<", pos + step)
+            end = n if k < 0 else k
+            if end - (j + 1) > cap:
+                self._check(piece[j + 1 : j + 2 + cap])
+                if k < 0:
+                    return  # the run reaches the end and was checked: nothing left open
+            elif k < 0:
+                break
+            pos = end
+        last = piece.rfind(b"<")
+        if n - last - 1 <= cap:
+            self.open = piece[last + 1 :]
 
 
 def _safe_parser(**kw: Any) -> etree.XMLPullParser:

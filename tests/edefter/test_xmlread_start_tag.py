@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from include.edefter.settings import XmlLimits
 from include.edefter.xmlread import XmlReadError, read_facts_bytes
@@ -93,3 +95,50 @@ def test_start_tag_cap_edges() -> None:
         read_facts_bytes(_doc(b"<a" + _attrs(300) + b"/>"), name="s.xml", limits=small)
     assert ei.value.rule == "xml.start_tag_too_large"
     assert read_facts_bytes(_doc(b"<a" + _attrs(100) + b"/>"), name="s.xml", limits=small).root == "defter"
+
+
+_ITEM = st.one_of(
+    st.tuples(
+        st.just("tag"),
+        st.lists(st.sampled_from(['a="x"', "b='>'", 'c=">\'"', "d=''", " "]), max_size=12),
+    ),
+    st.tuples(st.just("text"), st.integers(0, 120)),
+    st.tuples(st.just("end"), st.integers(0, 3)),
+    st.tuples(st.just("comment"), st.integers(0, 120)),
+)
+
+
+def _render(item: tuple[str, object]) -> bytes:
+    kind, arg = item
+    if kind == "tag":
+        return ("<t " + " ".join(arg) + ">").encode()  # type: ignore[arg-type]
+    if kind == "text":
+        return b"y>" * (int(arg) // 2) + b"z" * (int(arg) % 2)  # type: ignore[call-overload]
+    if kind == "end":
+        return b"</t" + b" " * int(arg) + b">"  # type: ignore[call-overload]
+    return b"<!--" + b"c>" * int(arg) + b"-->"  # type: ignore[call-overload]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ITEM, max_size=30), st.lists(st.integers(1, 40), min_size=1, max_size=10), st.integers(8, 60))
+def test_guard_matches_a_naive_oracle(items: list[tuple[str, object]], cuts: list[int], cap: int) -> None:
+    from include.edefter.xmlread import _START_TAG_REST, _StartTagGuard
+
+    doc = b"".join(_render(i) for i in items)
+    expect = False
+    for i, b in enumerate(doc):
+        if b == ord("<") and doc[i + 1 : i + 2] not in (b"/", b"!", b"?", b""):
+            m = _START_TAG_REST.match(doc, i + 1)
+            expect |= m is None or m.end() - (i + 1) > cap
+    guard = _StartTagGuard("f.xml", cap)
+    pos, k = 0, 0
+    got = False
+    try:
+        while pos < len(doc):
+            n = cuts[k % len(cuts)]
+            guard.feed(doc[pos : pos + n])
+            pos, k = pos + n, k + 1
+    except XmlReadError as exc:
+        assert exc.rule == "xml.start_tag_too_large"
+        got = True
+    assert got == expect, doc
