@@ -37,6 +37,7 @@ Send = Callable[[Message], Awaitable[None]]
 # Routes with their own (streamed) body cap; every other /v1 body is capped at max_json_bytes.
 _OWN_CAP = (
     ("PUT", re.compile(r"^/v1/files/[^/]+$")),  # uploads: max_upload_bytes, spooled to disk
+    ("PUT", re.compile(r"^/v1/months/[^/]+/[^/]+/evidence/[^/]+$")),  # evidence.too_large, 1 MiB
 )
 
 
