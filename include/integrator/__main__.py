@@ -95,7 +95,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
         http=http,  # type: ignore[arg-type]
         h11_max_incomplete_event_size=s.max_header_bytes,
         limit_concurrency=s.limit_concurrency,
-        timeout_keep_alive=max(1, round(s.timeout_keep_alive_s)),
+        timeout_keep_alive=s.timeout_keep_alive_s,  # type: ignore[arg-type]  # call_later takes a float
     )
     return 0
 

@@ -374,3 +374,43 @@ def test_attribute_bomb_upload_is_refused_with_bounded_memory(limited: Integrato
     assert err["file"]
     grown = peak_rss_mb(pid) - before
     assert grown < 100, f"peak RSS grew by {grown:.1f} MB"
+
+
+# ------------------------------------------------------------------- units (no service)
+
+
+def test_throttle_window_and_clean_ip_exemption() -> None:
+    from include.integrator.limits import AuthThrottle
+
+    t = AuthThrottle(window=10, per_account=2, per_ip=4)
+    assert t.check("acme", "1.1.1.1", now=0) == 0
+    t.failed("acme", "1.1.1.1", now=0)
+    t.failed("acme", "1.1.1.1", now=1)
+    assert t.check("acme", "1.1.1.1", now=2) == pytest.approx(8)  # account lock: oldest leaves at 10
+    assert t.check("acme", "2.2.2.2", now=2) == 0  # an address without failures is not locked out
+    assert t.check("other", "1.1.1.1", now=2) == 0  # the address itself is under its own limit
+    t.failed("x", "1.1.1.1", now=3)
+    t.failed("y", "1.1.1.1", now=4)
+    assert t.check("z", "1.1.1.1", now=5) == pytest.approx(5)  # per IP: 4 failures, oldest at 0
+    assert t.check("acme", "1.1.1.1", now=10.5) == 0  # the failure at 0 left the window
+    assert t.check("z", "1.1.1.1", now=11) == 0  # window passed for the IP (3 failures left)
+
+
+def test_throttle_state_is_bounded() -> None:
+    from include.integrator.limits import AuthThrottle
+
+    t = AuthThrottle(window=10, per_account=2, per_ip=4, max_keys=1000)
+    for i in range(5000):
+        t.failed(f"user{i}", f"10.0.{i % 250}.{i // 250}", now=1)
+    assert len(t._fails) <= 1000 + 2
+
+
+def test_limit_settings_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from include.integrator.settings import Settings
+
+    monkeypatch.setenv("INTEGRATOR_MAX_HEADERS", "50")
+    monkeypatch.setenv("INTEGRATOR_HEADER_TIMEOUT_S", "2.5")
+    s = Settings.from_env(tmp_path, auth_fail_per_ip=7)
+    assert (s.max_headers, s.header_timeout_s, s.auth_fail_per_ip, s.max_json_bytes) == (50, 2.5, 7, MIB)
+    with pytest.raises(ValueError):
+        Settings.from_env(tmp_path, max_json_bytes=0)
