@@ -31,6 +31,9 @@ class XmlLimits:
     max_depth: int = 64  # XBRL GL + XAdES nest ~20 deep; deeper is not e-Defter
     max_text_bytes: int = 8 * _MIB  # one text node (certificates, base64 blobs)
     max_attributes: int = 64  # per element
+    # One start tag, '<' to '>' (checked on the raw bytes before libxml2 builds the element,
+    # whose attributes cost ~30x their bytes): a real e-Defter start tag is well under 1 KiB.
+    max_start_tag_bytes: int = 64 * 1024
     max_zip_members: int = 16  # a one-per-file zip holds one member; a few extras are reported
     max_zip_ratio: int = 200  # uncompressed/compressed: XML compresses ~10-30x, bombs far more
     read_chunk_bytes: int = 1 * _MIB

@@ -8,7 +8,9 @@ ledger part can be 200 MB, so this module:
 * parses incrementally (lxml's pull parser fed in chunks) and frees every
   element once it has ended, so memory stays bounded by the nesting depth,
   not by the file size;
-* caps bytes, depth, text size and attribute count (``XmlLimits``);
+* caps bytes, depth, text size, attribute count and the size of one start tag
+  (``XmlLimits``); the start tag is measured on the raw bytes before they reach
+  libxml2, which would otherwise build every attribute of a huge tag first;
 * reports every failure as ``XmlReadError`` naming the file and the rule.
 
 Only facts are extracted; the bytes are never rewritten (signatures).
@@ -103,7 +105,7 @@ class XmlReadError(Exception):
 
     ``rule`` is a stable id (``xml.not_xml``, ``xml.truncated``, ``xml.dtd``,
     ``xml.entity``, ``xml.too_large``, ``xml.too_deep``, ``xml.text_too_large``,
-    ``xml.too_many_attributes``, ``xml.malformed``, ``xml.wrong_root``,
+    ``xml.too_many_attributes``, ``xml.start_tag_too_large``, ``xml.malformed``, ``xml.wrong_root``,
     ``file.unreadable``).
     """
 
@@ -553,6 +555,79 @@ def _dtd_error(name: str) -> XmlReadError:
 _MAX_FEED = 256 * 1024
 
 
+# The rest of a start tag after its '<': up to the '>' outside quoted attribute values
+# ('>' is allowed inside them, '<' is not). Possessive: linear time, no backtracking.
+_START_TAG_REST = re.compile(rb"""[^>"']*+(?:(?:"[^"]*+"|'[^']*+')[^>"']*+)*+>""")
+
+
+class _StartTagGuard:
+    """Refuses a start tag longer than ``max_start_tag_bytes`` before libxml2 sees its end.
+
+    libxml2 buffers a start tag until its '>' and then builds the element with all its
+    attributes at once (~30x their bytes: 1.5 M attributes took ~0.9 GB), so the attribute
+    cap checked on built elements comes too late. Inside a (well-formed) start tag there
+    is no '<', so a tag longer than the cap lies in a run of more than cap bytes without
+    '<'; only such runs (long texts, comments, huge tags) are examined, on their first
+    cap + 1 bytes. Fed every slice before the parser. (A '<' inside a quoted value is
+    malformed: libxml2 stops at that attribute, so such a tag never reaches the build.)
+    """
+
+    def __init__(self, name: str, cap: int) -> None:
+        self.name = name
+        self.cap = cap
+        self.open: bytes | None = None  # first bytes after the last '<' while the run is short
+
+    def _check(self, run: bytes) -> None:
+        # run: > cap bytes right after a '<' with no '<' among them
+        if not run or run[:1] in (b"/", b"!", b"?"):
+            return  # end tag, comment, CDATA, DOCTYPE (refused elsewhere), PI: no attributes
+        m = _START_TAG_REST.match(run, 0, self.cap)
+        if m is None:
+            raise XmlReadError(
+                self.name,
+                "xml.start_tag_too_large",
+                f"a start tag is longer than {self.cap} bytes (refused before it is parsed)",
+                f"bir başlangıç etiketi {self.cap} bayttan uzun (ayrıştırılmadan reddedildi)",
+            )
+
+    def feed(self, piece: bytes) -> None:
+        cap = self.cap
+        n = len(piece)
+        first = piece.find(b"<")
+        if self.open is not None:  # the run after the previous slice's last '<' goes on
+            end = n if first < 0 else first
+            run = self.open + piece[: min(end, cap + 1 - len(self.open))]
+            self.open = None
+            if len(run) > cap:
+                self._check(run)
+            elif first < 0:
+                self.open = run
+        if first < 0:
+            return
+        # Probe the slice in blocks of cap/2 from its first '<': a run of more than cap bytes
+        # without '<' holds a whole block without '<'. Real XML has a '<' within a few
+        # bytes of every block start, so this is a handful of memchr calls per slice.
+        step = max(1, cap // 2)
+        pos = first
+        while pos < n:
+            if piece.find(b"<", pos, pos + step) != -1:
+                pos += step
+                continue
+            j = piece.rfind(b"<", 0, pos)
+            k = piece.find(b"<", pos + step)
+            end = n if k < 0 else k
+            if end - (j + 1) > cap:
+                self._check(piece[j + 1 : j + 2 + cap])
+                if k < 0:
+                    return  # the run reaches the end and was checked: nothing left open
+            elif k < 0:
+                break
+            pos = end
+        last = piece.rfind(b"<")
+        if n - last - 1 <= cap:
+            self.open = piece[last + 1 :]
+
+
 def _safe_parser(**kw: Any) -> etree.XMLPullParser:
     return etree.XMLPullParser(
         resolve_entities=False,
@@ -575,6 +650,7 @@ def _read(source: Path | BinaryIO, name: str, limits: XmlLimits, header_only: bo
     probe: etree.XMLPullParser | None = None
     probe_dead = False
     col = _Collector(name, limits)
+    guard = _StartTagGuard(name, limits.max_start_tag_bytes)
     total = 0
     last_chunk = b""
     pos = _Position()
@@ -621,6 +697,7 @@ def _read(source: Path | BinaryIO, name: str, limits: XmlLimits, header_only: bo
             try:
                 for off in range(0, len(chunk), _MAX_FEED):
                     piece = chunk if len(chunk) <= _MAX_FEED else chunk[off : off + _MAX_FEED]
+                    guard.feed(piece)
                     parser.feed(piece)
                     for event, el in parser.read_events():
                         if col.root_el is None:

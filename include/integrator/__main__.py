@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from include.integrator.settings import Settings
+from include.integrator.settings import LIMIT_SETTINGS, Settings
 
 _MIB = 1024 * 1024
 
@@ -69,10 +69,18 @@ def cmd_serve(a: argparse.Namespace) -> int:
         tls_key=Path(a.tls_key) if a.tls_key else None,
         extra_file_checks=a.extra_file_checks,
         verify_signatures=False if a.no_verify_signatures else None,
+        **{k: getattr(a, k) for k in LIMIT_SETTINGS},
     )
     if (s.tls_cert is None) != (s.tls_key is None):
         sys.exit("error: --tls-cert and --tls-key go together")
     app = create_app(s)
+    try:
+        from include.integrator.limits import limited_http_protocol
+
+        http: object = limited_http_protocol(s)
+    except ImportError:  # no httptools: h11 caps the header block, no header timeout
+        logging.getLogger("include.integrator").warning("httptools missing: header timeout/count caps are off")
+        http = "h11"
     uvicorn.run(
         app,
         host=a.host,
@@ -84,6 +92,10 @@ def cmd_serve(a: argparse.Namespace) -> int:
         server_header=False,
         # Uploads in flight get a few seconds to finish; a killed upload is never visible anyway.
         timeout_graceful_shutdown=5,
+        http=http,  # type: ignore[arg-type]
+        h11_max_incomplete_event_size=s.max_header_bytes,
+        limit_concurrency=s.limit_concurrency,
+        timeout_keep_alive=s.timeout_keep_alive_s,  # type: ignore[arg-type]  # call_later takes a float
     )
     return 0
 
@@ -172,6 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the cryptographic signature check of submitted sets (env INTEGRATOR_VERIFY_SIGNATURES=0); "
         "trust anchors come from EDEFTER_TRUSTED_ROOTS / EDEFTER_GIB_CERTS",
     )
+    lim = sp.add_argument_group("limits (docs/integrator.md, Limits; env INTEGRATOR_<NAME>)")
+    for k in LIMIT_SETTINGS:
+        default = getattr(Settings, k)
+        lim.add_argument(
+            "--" + k.replace("_", "-"),
+            type=type(default),
+            default=None,
+            help=f"default {default} (env INTEGRATOR_{k.upper()})",
+        )
     sp.add_argument("--log-level", default="info")
     sp.set_defaults(fn=cmd_serve)
     acc = sub.add_parser("account", help="manage accounts").add_subparsers(dest="acmd", required=True)

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from include.integrator.context import ServiceContext
 from include.integrator.errors import ApiError, error_body
+from include.integrator.limits import GuardMiddleware
 from include.integrator.routers import evidence, files, health, sets
 from include.integrator.settings import Settings
 from include.integrator.storage.base import Storage, StorageError
@@ -150,6 +151,8 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
             headers={"Retry-After": "5"},
         )
 
+    # Authentication, throttling and the body cap before any route reads a byte of the body.
+    app.add_middleware(GuardMiddleware, ctx=ctx)
     app.include_router(health.router)
     app.include_router(files.router)
     app.include_router(sets.router)

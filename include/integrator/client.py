@@ -39,6 +39,7 @@ __all__ = [
     "MonthStatus",
     "RejectedError",
     "ServerError",
+    "ThrottledError",
     "SubmitReceipt",
     "TransportError",
     "UploadReceipt",
@@ -86,6 +87,10 @@ class RejectedError(IntegratorError):
 
 class ServerError(IntegratorError):
     """5xx still failing after the retries."""
+
+
+class ThrottledError(IntegratorError):
+    """429 still answered after the retries (too many failed logins: auth.throttled)."""
 
 
 class TransportError(IntegratorError):
@@ -249,18 +254,25 @@ class IntegratorClient:
             return AuthError(en, tr, **kw)
         if resp.status_code == 409:
             return ConflictError(en, tr, **kw)
+        if resp.status_code == 429:
+            return ThrottledError(en, tr, **kw)
         if 400 <= resp.status_code < 500:
             return RejectedError(en, tr, **kw)
         return ServerError(en, tr, **kw)
 
     def _call(self, attempt_fn: Callable[[], requests.Response], *, idempotent: bool, what: str) -> requests.Response:
-        """Run one request with retries (idempotent only) on connection errors and 5xx."""
-        attempts = self.retries + 1 if idempotent else 1
+        """Run one request with retries on connection errors and 5xx (idempotent only), and on
+        429 (any request: the server refused it before doing anything, e.g. auth.throttled).
+
+        A Retry-After header (seconds) on 503/429 sets the wait, capped at ``max_backoff``;
+        at most ``retries`` retries in all.
+        """
+        attempts = self.retries + 1
         last: IntegratorError | None = None
         for i in range(attempts):
             if i:
                 delay = min(self.max_backoff, self.backoff * 2 ** (i - 1))
-                if isinstance(last, ServerError) and last.details.get("_retry_after"):
+                if last is not None and last.details.get("_retry_after"):
                     delay = min(self.max_backoff, max(delay, float(last.details["_retry_after"])))
                 log.warning("%s failed (%s); retry %d/%d in %.1fs", what, last, i, attempts - 1, delay)
                 self._sleep(delay)
@@ -268,14 +280,18 @@ class IntegratorClient:
                 resp = attempt_fn()
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last = TransportError(f"{what}: {type(exc).__name__}: {exc}", f"{what}: bağlantı hatası")
+                if not idempotent:
+                    raise last from exc
                 continue
-            if resp.status_code >= 500:
+            if resp.status_code >= 500 or resp.status_code == 429:
                 last = self._error(resp)
                 ra = resp.headers.get("Retry-After")
-                if ra and ra.isdigit():
-                    last.details["_retry_after"] = ra
+                if ra and ra.strip().isdigit():
+                    last.details["_retry_after"] = ra.strip()
                 resp.close()
-                continue
+                if resp.status_code == 429 or idempotent:
+                    continue
+                raise last
             if resp.status_code >= 400:
                 err = self._error(resp)
                 resp.close()

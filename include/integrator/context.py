@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,14 @@ class ServiceContext:
         self.sessions: sessionmaker[Session] = make_sessionmaker(self.engine)
         self.storage = storage or build_storage(settings)
         self.auth_cache = _AuthCache()
+        from include.integrator.limits import AuthThrottle
+
+        self.auth_throttle = AuthThrottle(
+            settings.auth_fail_window_s, settings.auth_fail_per_account, settings.auth_fail_per_ip
+        )
+        # Password checks (scrypt, 16 MiB each) run only in these threads: the concurrency
+        # bound, and freed scrypt memory stays in these threads' malloc arenas.
+        self.auth_pool = ThreadPoolExecutor(settings.auth_max_concurrent, thread_name_prefix="auth")
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self.schema_ready = False
@@ -136,5 +145,6 @@ class ServiceContext:
             clean()
 
     def close(self) -> None:
+        self.auth_pool.shutdown(wait=False, cancel_futures=True)
         self.storage.close()
         self.engine.dispose()

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from fastapi import Request
-from fastapi.concurrency import run_in_threadpool
 
 from include.edefter.naming import EDefterName
 from include.integrator.auth import authenticate, basic_credentials
 from include.integrator.context import ServiceContext
 from include.integrator.errors import ApiError
 
-__all__ = ["Principal", "ctx_of", "current_account", "check_tenant", "verify_credentials"]
+__all__ = [
+    "UNAUTHORIZED",
+    "Principal",
+    "ctx_of",
+    "current_account",
+    "check_tenant",
+    "verify_credentials",
+    "verify_credentials_async",
+]
 
 
 @dataclass(frozen=True)
@@ -27,7 +35,7 @@ def ctx_of(request: Request) -> ServiceContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
-_UNAUTH = ApiError(
+UNAUTHORIZED = _UNAUTH = ApiError(
     401,
     "auth.failed",
     "kullanıcı adı veya şifre hatalı",
@@ -39,9 +47,16 @@ _UNAUTH = ApiError(
 async def current_account(request: Request) -> Principal:
     """HTTP Basic.
 
-    A cache hit (one HMAC) is answered on the event loop: a thread-pool hop per request
-    cost more than the check itself. A miss (scrypt + DB) runs in the thread pool.
+    Every /v1 request was already authenticated by limits.GuardMiddleware before its body
+    was read (and throttled); its Principal is in the scope. Without the middleware (an app
+    assembled otherwise): a cache hit (one HMAC) is answered on the event loop, a miss
+    (scrypt + DB) runs in the password-check pool.
     """
+    from include.integrator.limits import PRINCIPAL_KEY
+
+    done = request.scope.get(PRINCIPAL_KEY)
+    if done is not None:
+        return done  # type: ignore[no-any-return]
     creds = basic_credentials(request.headers.get("authorization"))
     if creds is None:
         raise _UNAUTH
@@ -50,7 +65,33 @@ async def current_account(request: Request) -> Principal:
     cached = ctx.auth_cache.get(user, pw)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    return await run_in_threadpool(verify_credentials, ctx, user, pw)
+    client = request.client
+    return await verify_credentials_async(ctx, user, pw, ip=client.host if client else "-")
+
+
+async def verify_credentials_async(ctx: ServiceContext, user: str, pw: str, *, ip: str) -> Principal:
+    """verify_credentials in the password-check pool (``auth_max_concurrent`` threads).
+
+    At most that many scrypt runs (16 MiB each) at a time, the others queue without
+    holding a thread; a failure is counted for the throttle, checked again after the wait
+    (guesses queued behind the limit are refused without scrypt).
+    """
+    loop = asyncio.get_running_loop()
+
+    def run() -> Principal:
+        wait = ctx.auth_throttle.check(user, ip)
+        if wait > 0:
+            from include.integrator.limits import throttled
+
+            raise throttled(wait)
+        try:
+            return verify_credentials(ctx, user, pw)
+        except ApiError as exc:
+            if exc.status == 401:
+                ctx.auth_throttle.failed(user, ip)
+            raise
+
+    return await loop.run_in_executor(ctx.auth_pool, run)
 
 
 def verify_credentials(ctx: ServiceContext, user: str, pw: str) -> Principal:

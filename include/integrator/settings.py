@@ -9,7 +9,7 @@ from pathlib import Path
 from include.edefter.retention import MIN_RETENTION_YEARS
 from include.integrator.storage.s3 import S3Settings
 
-__all__ = ["Settings"]
+__all__ = ["LIMIT_SETTINGS", "Settings"]
 
 _MIB = 1024 * 1024
 ENV_PREFIX = "INTEGRATOR_"
@@ -17,6 +17,23 @@ ENV_PREFIX = "INTEGRATOR_"
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(ENV_PREFIX + name, default)
+
+
+# Limits settable by env INTEGRATOR_<NAME upper case> (and by `serve` flags --<name with dashes>).
+_LIMIT_ENV: dict[str, type] = {
+    "max_json_bytes": int,
+    "max_header_line_bytes": int,
+    "max_header_bytes": int,
+    "max_headers": int,
+    "header_timeout_s": float,
+    "limit_concurrency": int,
+    "timeout_keep_alive_s": float,
+    "auth_max_concurrent": int,
+    "auth_fail_window_s": float,
+    "auth_fail_per_account": int,
+    "auth_fail_per_ip": int,
+}
+LIMIT_SETTINGS = tuple(_LIMIT_ENV)
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,19 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     chunk_bytes: int = 1 * _MIB
+    # --- request limits (docs/integrator.md "Limits") ---
+    max_json_bytes: int = 1 * _MIB  # any /v1 body but an upload's (read only after authentication)
+    max_header_line_bytes: int = 16 * 1024  # one header line (name + value)
+    max_header_bytes: int = 64 * 1024  # request line + all headers
+    max_headers: int = 100
+    header_timeout_s: float = 10.0  # a request's headers must be complete this long after its first byte
+    limit_concurrency: int = 256  # open connections + running requests; above it uvicorn answers 503
+    timeout_keep_alive_s: float = 5.0  # idle keep-alive connections are closed after this
+    # --- password checks ---
+    auth_max_concurrent: int = 2  # scrypt verifications at a time (16 MiB each), the rest wait
+    auth_fail_window_s: float = 60.0
+    auth_fail_per_account: int = 5  # failed logins per account in the window (from IPs that failed)
+    auth_fail_per_ip: int = 20  # failed logins per client IP in the window, whatever the account
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,6 +86,9 @@ class Settings:
             raise ValueError(f"storage must be fs or s3, got {self.storage!r}")
         if self.storage == "s3" and self.s3 is None:
             raise ValueError("storage s3 needs the S3 endpoint, bucket and credentials")
+        for fname in LIMIT_SETTINGS:
+            if getattr(self, fname) <= 0:
+                raise ValueError(f"{fname} must be > 0, got {getattr(self, fname)}")
 
     @property
     def effective_db_url(self) -> str:
@@ -103,5 +136,9 @@ class Settings:
             "resume_interval_s": float(_env("RESUME_INTERVAL_S", "30") or 30),
             "min_free_bytes": int(_env("MIN_FREE_BYTES", str(64 * _MIB)) or 0),
         }
+        for fname, conv in _LIMIT_ENV.items():
+            raw = _env(fname.upper())
+            if raw:
+                kw[fname] = conv(raw)
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(data_dir=data, storage=storage, s3=s3, **kw)  # type: ignore[arg-type]
