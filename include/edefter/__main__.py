@@ -1,4 +1,4 @@
-"""``python -m include.edefter scan FOLDER [--json] [--verify]``: a read-only e-Defter folder report.
+"""``python -m include.edefter scan FOLDER [--json] [--verify] [--schema auto|require|off]``: a read-only e-Defter folder report.
 
 Exit codes: 0 no problems (warnings allowed), 1 problems found, 2 usage error.
 """
@@ -76,6 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also verify signatures cryptographically (include.edefter.verify; trust anchors from "
         "EDEFTER_TRUSTED_ROOTS / EDEFTER_GIB_CERTS)",
     )
+    sp.add_argument(
+        "--schema",
+        choices=["auto", "require", "off"],
+        default="auto",
+        help="XSD validation against GİB's schema (EDEFTER_SCHEMA_DIR): auto = validate when the schema "
+        "directory is usable, else warn that it was skipped; require = no usable schema is an error; "
+        "off = do not validate",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -91,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{_NO_VERIFY_TR}\n{_NO_VERIFY_EN}\n({reason})", file=sys.stderr)
         else:
             checks.append(crypto)
-    result = scan_folder(folder, extra_file_checks=checks)
+    result = scan_folder(folder, extra_file_checks=checks, schema=args.schema)
     if args.json:
         data = result.to_dict()
         if args.verify and not checks:

@@ -11,8 +11,9 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from include.edefter.consistency import check_berat_ledger, check_gib_berat, check_name_content
 from include.edefter.ledger_set import LedgerSet, SetKey, build_set
@@ -21,8 +22,21 @@ from include.edefter.problems import Problem, Severity
 from include.edefter.settings import XmlLimits
 from include.edefter.status import EDefterStatus
 from include.edefter.xmlread import FileFacts, XmlReadError, read_facts
+from include.edefter.xsd import (
+    SchemaUnavailable,
+    XsdValidator,
+    load_validator,
+    schema_problems,
+    skipped_problem,
+)
 
-__all__ = ["FileCheck", "MonthReport", "Opener", "validate_month"]
+__all__ = ["FileCheck", "MonthReport", "Opener", "SchemaMode", "validate_month"]
+
+# "auto": validate against GİB's XSD when EDEFTER_SCHEMA_DIR names a usable package, else a
+# ``schema.skipped`` warning; "require": the same, but no usable schema is an error;
+# "off": no schema validation and no finding (the caller decided, e.g. tests of handmade XML);
+# a Path: that schema directory, required.
+SchemaMode = Literal["auto", "require", "off"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +117,33 @@ def _read(name: EDefterName, opener: Opener, limits: XmlLimits) -> FileFacts | P
             log.debug("close failed for %s", name.filename, exc_info=True)
 
 
+def _schema_validator(schema: SchemaMode | Path) -> tuple[XsdValidator | None, Problem | None]:
+    if schema == "off":
+        return None, None
+    try:
+        return load_validator(schema if isinstance(schema, Path) else None), None
+    except SchemaUnavailable as exc:
+        return None, skipped_problem(str(exc), required=schema != "auto")
+
+
+def _schema_check(validator: XsdValidator, name: EDefterName, opener: Opener, *, required: bool) -> list[Problem]:
+    try:
+        return schema_problems(validator.validate(opener, name=name.filename))
+    except SchemaUnavailable as exc:
+        p = skipped_problem(str(exc), required=required)
+        return [Problem(p.code, (name.filename,), p.message_tr, p.message_en, p.severity, p.details)]
+    except Exception as exc:  # noqa: BLE001 - a failing validator is a finding, not a crash
+        log.exception("schema validation failed on %s", name.filename)
+        return [
+            Problem(
+                "check.failed",
+                (name.filename,),
+                f"XSD şema doğrulaması çalışırken hata oluştu: {type(exc).__name__}: {exc}",
+                f"XSD schema validation failed while running: {type(exc).__name__}: {exc}",
+            )
+        ]
+
+
 def validate_month(
     files: Sequence[tuple[EDefterName, Opener]],
     *,
@@ -110,6 +151,7 @@ def validate_month(
     require_approved: bool = True,
     limits: XmlLimits = XmlLimits.DEFAULT,
     extra_file_checks: Sequence[FileCheck] = (),
+    schema: SchemaMode | Path = "auto",
 ) -> MonthReport:
     """Validate one month's files: completeness, name↔content, the signature-value chain.
 
@@ -117,6 +159,10 @@ def validate_month(
     without it the most common key among the names is used. ``require_approved``
     adds a problem unless every part has its GİB berats. ``extra_file_checks`` run
     per file after it read cleanly (the cryptographic verifier plugs in here).
+    ``schema`` chooses XSD validation (see ``SchemaMode``): each file that read
+    cleanly is validated against GİB's ``edefter.xsd`` (``schema.invalid`` with the
+    first errors, their lines and the count); without a usable schema directory the
+    report carries ``schema.skipped`` (a warning, an error when required).
     """
     problems: list[Problem] = []
     if not files:
@@ -156,6 +202,9 @@ def validate_month(
             )
         )
 
+    validator, schema_skip = _schema_validator(schema)
+    if schema_skip is not None and ledger_set.names:
+        problems.append(schema_skip)
     facts: dict[EDefterName, FileFacts] = {}
     for n in ledger_set.names:
         got = _read(n, openers[n], limits)
@@ -165,6 +214,8 @@ def validate_month(
         facts[n] = got
         per_file = check_name_content(n, got)
         problems.extend(per_file)
+        if validator is not None:
+            problems.extend(_schema_check(validator, n, openers[n], required=schema != "auto"))
         for check in extra_file_checks:
             try:
                 problems.extend(check(n, openers[n]))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from include.edefter.checks import FileCheck, MonthReport, validate_month
+from include.edefter.checks import FileCheck, MonthReport, SchemaMode, validate_month
 from include.edefter.discovery import Discovery, discover
 from include.edefter.ledger_set import LedgerSet
 from include.edefter.problems import Problem, Severity
@@ -97,7 +97,11 @@ def load_crypto_check_with_reason() -> tuple[FileCheck | None, str]:
 
 
 def scan_folder(
-    root: Path, *, limits: XmlLimits = XmlLimits.DEFAULT, extra_file_checks: Sequence[FileCheck] = ()
+    root: Path,
+    *,
+    limits: XmlLimits = XmlLimits.DEFAULT,
+    extra_file_checks: Sequence[FileCheck] = (),
+    schema: SchemaMode | Path = "auto",
 ) -> ScanResult:
     disc = discover(root, limits=limits)
     reports: list[tuple[LedgerSet, MonthReport]] = []
@@ -109,6 +113,7 @@ def scan_folder(
             require_approved=False,
             limits=limits,
             extra_file_checks=extra_file_checks,
+            schema=schema,
         )
         extra = disc.problems_for(s)
         if extra:
