@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import BinaryIO, Literal
@@ -79,13 +79,29 @@ class MonthReport:
 
 
 def _dedupe(problems: list[Problem]) -> tuple[Problem, ...]:
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-    out: list[Problem] = []
+    """Merge exact repeats only (same code, files, messages, severity and details), counting them.
+
+    Distinct problems are never merged, even when they share a code and a file: e.g. "two
+    ds:Signature elements" and "no certificate" of one file, or one finding per signature.
+    """
+    counts: Counter[Problem] = Counter()
+    order: list[Problem] = []
     for p in problems:
-        k = (p.code, tuple(sorted(p.files)))
-        if k not in seen:
-            seen.add(k)
-            out.append(p)
+        key = replace(p, files=tuple(sorted(p.files)))
+        if key not in counts:
+            order.append(p)
+        counts[key] += 1
+    out: list[Problem] = []
+    for p in order:
+        n = counts[replace(p, files=tuple(sorted(p.files)))]
+        if n > 1:
+            p = replace(
+                p,
+                message_tr=f"{p.message_tr} ({n} kez)",
+                message_en=f"{p.message_en} ({n} times)",
+                details=(*p.details, ("count", str(n))),
+            )
+        out.append(p)
     return tuple(out)
 
 

@@ -51,7 +51,8 @@ def test_problems_exit_1_and_json(tmp_path: Path) -> None:
     assert data["ok"] is False and data["cryptographic_verification"] is False
     (s,) = data["sets"]
     assert s["taxpayer_id"] == "1234567801" and s["period"] == "201909" and s["parts"] == ["000001", "000002", "000003"]
-    assert s["status"] is None and "1234567801-201909-Y-000002" in s["missing"]
+    assert s["status"] == "eksik defter dosyaları" and s["status_en"] == "ledger files incomplete"
+    assert s["complete"] is False and "1234567801-201909-Y-000002" in s["missing"]
     assert s["company_name"] == "Örnek Ticaret A.Ş."
     assert s["facts"]["1234567801-201909-Y-000001.xml"]["unique_id"] == "YEV201909000011"
     assert s["paths"]["1234567801-201909-Y-000001.xml"] == "1234567801-201909-Y-000001.xml"
@@ -130,3 +131,23 @@ def test_verify_uses_the_verify_module_when_present(
     assert cli.main(["scan", str(tmp_path), "--verify", "--schema", "off"]) == 1
     out = capsys.readouterr().out
     assert len(calls) == 6 and "signature.invalid" in out and "yapıldı / done" in out
+
+
+def test_json_and_text_agree(tmp_path: Path) -> None:
+    """Every set's status, missing files and every problem (code, message, details) are in both reports."""
+    write_docs(tmp_path, month_docs(parts=(1, 3), stage="ledgers"))
+    write_docs(tmp_path, month_docs(period=Period(2019, 10), stage="berats", branch="7011"))
+    data = json.loads(run("scan", str(tmp_path), "--json").stdout)
+    text = run("scan", str(tmp_path)).stdout
+    assert data["sets"]
+    for s in data["sets"]:
+        assert s["status"] and s["status_en"]  # never null
+        assert f"e-Defter statüsü: {s['status']} ({s['status_en']})" in text
+        for m in s["missing"]:
+            assert m in text
+        for p in s["problems"]:
+            assert p["code"] in text and p["message_tr"] in text and p["message_en"] in text
+            for v in p["details"].values():
+                for line in str(v).splitlines():
+                    assert line in text
+    assert ("SORUN VAR" in text) == (data["ok"] is False)
