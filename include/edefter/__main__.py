@@ -1,4 +1,4 @@
-"""``python -m include.edefter scan FOLDER [--json] [--verify]``: a read-only e-Defter folder report.
+"""``python -m include.edefter scan FOLDER [--json] [--verify] [--schema auto|require|off]``: a read-only e-Defter folder report.
 
 Exit codes: 0 no problems (warnings allowed), 1 problems found, 2 usage error.
 """
@@ -8,17 +8,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from include.edefter import scan as _scan
-from include.edefter.problems import Severity
+from include.edefter.problems import Problem, Severity
 from include.edefter.scan import ScanResult, company_name, scan_folder
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 _NO_VERIFY_TR = "Kriptografik imza doğrulaması kullanılamıyor: imzalar doğrulanmadı."
 _NO_VERIFY_EN = "Cryptographic signature verification is not available: signatures were NOT verified."
+
+
+def _print_details(p: Problem, w: Callable[[str], object], indent: str) -> None:
+    """The problem's details, as --json carries them (e.g. every schema error with its line)."""
+    for k, v in p.details:
+        if not v:
+            continue
+        lines = v.splitlines() or [""]
+        w(f"{indent}{k}: {lines[0]}\n")
+        for line in lines[1:]:
+            w(f"{indent}  {line}\n")
 
 
 def _print_text(result: ScanResult, out: object) -> None:
@@ -37,8 +48,8 @@ def _print_text(result: ScanResult, out: object) -> None:
         w(f"VKN/TCKN {s.key.taxpayer_id}  şube/branch {branch}  dönem/month {s.key.period.label_tr} ({s.key.period})\n")
         w(f"  unvan / company: {company_name(r) or '-'}\n")
         w(f"  parçalar / parts: {', '.join(f'{p:06d}' for p in s.parts) or '-'}\n")
-        status = f"{s.status.value} ({s.status.english})" if s.status else "eksik defter dosyaları (ledger files incomplete)"
-        w(f"  e-Defter statüsü: {status}\n")
+        status_tr, status_en = _scan.status_texts(s)
+        w(f"  e-Defter statüsü: {status_tr} ({status_en})\n")
         w(f"  dosyalar / files: {', '.join(n.code + ':' + f'{n.part:06d}' for n in s.names)}\n")
         if s.missing:
             w(f"  eksik / missing: {', '.join(s.missing)}\n")
@@ -46,12 +57,14 @@ def _print_text(result: ScanResult, out: object) -> None:
             w("  sorunlar / problems:\n")
             for p in r.problems:
                 w(f"    - {'HATA' if p.severity is Severity.ERROR else 'UYARI'} {p}\n")
+                _print_details(p, w, "        ")
         else:
             w("  sorun yok / no problems\n")
     if result.folder_problems:
         w("\nKlasör sorunları / folder problems:\n")
         for p in result.folder_problems:
             w(f"  - {'HATA' if p.severity is Severity.ERROR else 'UYARI'} {p}\n")
+            _print_details(p, w, "      ")
     w("\n" + ("SORUN VAR / problems found" if result.has_errors else "SORUN YOK / no problems") + "\n")
 
 
@@ -76,6 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also verify signatures cryptographically (include.edefter.verify; trust anchors from "
         "EDEFTER_TRUSTED_ROOTS / EDEFTER_GIB_CERTS)",
     )
+    sp.add_argument(
+        "--schema",
+        choices=["auto", "require", "off"],
+        default="auto",
+        help="XSD validation against GİB's schema (EDEFTER_SCHEMA_DIR): auto = validate when the schema "
+        "directory is usable, else warn that it was skipped; require = no usable schema is an error; "
+        "off = do not validate",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -91,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{_NO_VERIFY_TR}\n{_NO_VERIFY_EN}\n({reason})", file=sys.stderr)
         else:
             checks.append(crypto)
-    result = scan_folder(folder, extra_file_checks=checks)
+    result = scan_folder(folder, extra_file_checks=checks, schema=args.schema)
     if args.json:
         data = result.to_dict()
         if args.verify and not checks:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from include.edefter.consistency import check_berat_ledger, check_gib_berat, check_name_content
 from include.edefter.ledger_set import LedgerSet, SetKey, build_set
@@ -21,8 +22,21 @@ from include.edefter.problems import Problem, Severity
 from include.edefter.settings import XmlLimits
 from include.edefter.status import EDefterStatus
 from include.edefter.xmlread import FileFacts, XmlReadError, read_facts
+from include.edefter.xsd import (
+    SchemaUnavailable,
+    XsdValidator,
+    load_validator,
+    schema_problems,
+    skipped_problem,
+)
 
-__all__ = ["FileCheck", "MonthReport", "Opener", "validate_month"]
+__all__ = ["FileCheck", "MonthReport", "Opener", "SchemaMode", "validate_month"]
+
+# "auto": validate against GİB's XSD when EDEFTER_SCHEMA_DIR names a usable package, else a
+# ``schema.skipped`` warning; "require": the same, but no usable schema is an error;
+# "off": no schema validation and no finding (the caller decided, e.g. tests of handmade XML);
+# a Path: that schema directory, required.
+SchemaMode = Literal["auto", "require", "off"]
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +79,29 @@ class MonthReport:
 
 
 def _dedupe(problems: list[Problem]) -> tuple[Problem, ...]:
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-    out: list[Problem] = []
+    """Merge exact repeats only (same code, files, messages, severity and details), counting them.
+
+    Distinct problems are never merged, even when they share a code and a file: e.g. "two
+    ds:Signature elements" and "no certificate" of one file, or one finding per signature.
+    """
+    counts: Counter[Problem] = Counter()
+    order: list[Problem] = []
     for p in problems:
-        k = (p.code, tuple(sorted(p.files)))
-        if k not in seen:
-            seen.add(k)
-            out.append(p)
+        key = replace(p, files=tuple(sorted(p.files)))
+        if key not in counts:
+            order.append(p)
+        counts[key] += 1
+    out: list[Problem] = []
+    for p in order:
+        n = counts[replace(p, files=tuple(sorted(p.files)))]
+        if n > 1:
+            p = replace(
+                p,
+                message_tr=f"{p.message_tr} ({n} kez)",
+                message_en=f"{p.message_en} ({n} times)",
+                details=(*p.details, ("count", str(n))),
+            )
+        out.append(p)
     return tuple(out)
 
 
@@ -103,6 +133,33 @@ def _read(name: EDefterName, opener: Opener, limits: XmlLimits) -> FileFacts | P
             log.debug("close failed for %s", name.filename, exc_info=True)
 
 
+def _schema_validator(schema: SchemaMode | Path) -> tuple[XsdValidator | None, Problem | None]:
+    if schema == "off":
+        return None, None
+    try:
+        return load_validator(schema if isinstance(schema, Path) else None), None
+    except SchemaUnavailable as exc:
+        return None, skipped_problem(str(exc), required=schema != "auto")
+
+
+def _schema_check(validator: XsdValidator, name: EDefterName, opener: Opener, *, required: bool) -> list[Problem]:
+    try:
+        return schema_problems(validator.validate(opener, name=name.filename))
+    except SchemaUnavailable as exc:
+        p = skipped_problem(str(exc), required=required)
+        return [Problem(p.code, (name.filename,), p.message_tr, p.message_en, p.severity, p.details)]
+    except Exception as exc:  # noqa: BLE001 - a failing validator is a finding, not a crash
+        log.exception("schema validation failed on %s", name.filename)
+        return [
+            Problem(
+                "check.failed",
+                (name.filename,),
+                f"XSD şema doğrulaması çalışırken hata oluştu: {type(exc).__name__}: {exc}",
+                f"XSD schema validation failed while running: {type(exc).__name__}: {exc}",
+            )
+        ]
+
+
 def validate_month(
     files: Sequence[tuple[EDefterName, Opener]],
     *,
@@ -110,6 +167,7 @@ def validate_month(
     require_approved: bool = True,
     limits: XmlLimits = XmlLimits.DEFAULT,
     extra_file_checks: Sequence[FileCheck] = (),
+    schema: SchemaMode | Path = "auto",
 ) -> MonthReport:
     """Validate one month's files: completeness, name↔content, the signature-value chain.
 
@@ -117,6 +175,10 @@ def validate_month(
     without it the most common key among the names is used. ``require_approved``
     adds a problem unless every part has its GİB berats. ``extra_file_checks`` run
     per file after it read cleanly (the cryptographic verifier plugs in here).
+    ``schema`` chooses XSD validation (see ``SchemaMode``): each file that read
+    cleanly is validated against GİB's ``edefter.xsd`` (``schema.invalid`` with the
+    first errors, their lines and the count); without a usable schema directory the
+    report carries ``schema.skipped`` (a warning, an error when required).
     """
     problems: list[Problem] = []
     if not files:
@@ -156,6 +218,9 @@ def validate_month(
             )
         )
 
+    validator, schema_skip = _schema_validator(schema)
+    if schema_skip is not None and ledger_set.names:
+        problems.append(schema_skip)
     facts: dict[EDefterName, FileFacts] = {}
     for n in ledger_set.names:
         got = _read(n, openers[n], limits)
@@ -165,6 +230,8 @@ def validate_month(
         facts[n] = got
         per_file = check_name_content(n, got)
         problems.extend(per_file)
+        if validator is not None:
+            problems.extend(_schema_check(validator, n, openers[n], required=schema != "auto"))
         for check in extra_file_checks:
             try:
                 problems.extend(check(n, openers[n]))

@@ -12,13 +12,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from include.edefter.checks import FileCheck, MonthReport, validate_month
+from include.edefter.checks import FileCheck, MonthReport, SchemaMode, validate_month
 from include.edefter.discovery import Discovery, discover
 from include.edefter.ledger_set import LedgerSet
 from include.edefter.problems import Problem, Severity
 from include.edefter.settings import XmlLimits
 
-__all__ = ["ScanResult", "company_name", "load_crypto_check", "load_crypto_check_with_reason", "scan_folder"]
+__all__ = [
+    "INCOMPLETE_EN",
+    "INCOMPLETE_TR",
+    "ScanResult",
+    "company_name",
+    "load_crypto_check",
+    "load_crypto_check_with_reason",
+    "scan_folder",
+    "status_texts",
+]
+
+# A set without every ledger file has no e-Defter statüsü; text and --json both say so.
+INCOMPLETE_TR = "eksik defter dosyaları"
+INCOMPLETE_EN = "ledger files incomplete"
+
+
+def status_texts(s: LedgerSet) -> tuple[str, str]:
+    """(Turkish, English) status of a set as the report shows it; never empty."""
+    return (s.status.value, s.status.english) if s.status else (INCOMPLETE_TR, INCOMPLETE_EN)
 
 
 def company_name(report: MonthReport) -> str | None:
@@ -48,6 +66,8 @@ class ScanResult:
         sets = []
         for s, r in self.reports:
             d = s.to_dict()
+            d["status"], d["status_en"] = status_texts(s)
+            d["complete"] = s.status is not None
             d["problems"] = [p.to_dict() for p in r.problems]
             d["ok"] = r.ok
             d["company_name"] = company_name(r)
@@ -97,7 +117,11 @@ def load_crypto_check_with_reason() -> tuple[FileCheck | None, str]:
 
 
 def scan_folder(
-    root: Path, *, limits: XmlLimits = XmlLimits.DEFAULT, extra_file_checks: Sequence[FileCheck] = ()
+    root: Path,
+    *,
+    limits: XmlLimits = XmlLimits.DEFAULT,
+    extra_file_checks: Sequence[FileCheck] = (),
+    schema: SchemaMode | Path = "auto",
 ) -> ScanResult:
     disc = discover(root, limits=limits)
     reports: list[tuple[LedgerSet, MonthReport]] = []
@@ -109,6 +133,7 @@ def scan_folder(
             require_approved=False,
             limits=limits,
             extra_file_checks=extra_file_checks,
+            schema=schema,
         )
         extra = disc.problems_for(s)
         if extra:

@@ -65,6 +65,7 @@ from lxml import etree
 
 from include.edefter.c14n_stream import (
     DS_NS,
+    _remove_keep_tail,
     chunked_enveloped_c14n,
     stream_enveloped_c14n,
     tree_enveloped_c14n,
@@ -75,6 +76,7 @@ from include.edefter.problems import Problem, Severity
 __all__ = [
     "CheckResult",
     "FileVerdict",
+    "SignatureVerdict",
     "SignedContent",
     "TrustSettings",
     "crypto_check",
@@ -229,6 +231,48 @@ class SignedContent:
     document_digest: bytes
 
 
+# Verdicts of one signature, most decisive first (see _classify).
+VERDICT_CONTENT_CHANGED = "content_changed"  # document digest mismatch: changed after signing
+VERDICT_INVALID = "signature_invalid"  # cryptographically invalid (value, SignedProperties, structure)
+VERDICT_CERT_MISSING = "certificate_missing"  # no X509Certificate: unverifiable
+VERDICT_SHA1 = "sha1"  # SHA-1 used (GİB rejects it)
+VERDICT_UNTRUSTED = "certificate_untrusted"  # valid signature, certificate not trusted/valid/usable
+VERDICT_APPENDED = "later_signature_appended"  # intact; a later signature was appended after it
+VERDICT_VALID = "valid"
+
+_INVALID_CHECKS = ("signature.value", "signature.signed_properties", "signature.structure", "signature.algorithms",
+                   "certificate.signing_certificate", "certificate.parse", "signature.unsupported", "parse")
+_UNTRUSTED_CHECKS = ("certificate.trust", "certificate.validity", "certificate.key_usage")
+
+
+def _classify(items: Sequence[CheckResult]) -> str:
+    failed = {x.check for x in items if not x.ok and x.severity is Severity.ERROR}
+    warned = {x.check for x in items if not x.ok and x.severity is Severity.WARNING}
+    if "signature.reference_digest" in failed:
+        return VERDICT_CONTENT_CHANGED
+    if "certificate.missing" in failed:
+        return VERDICT_CERT_MISSING
+    if failed.intersection(_INVALID_CHECKS):
+        return VERDICT_INVALID
+    if "signature.sha1" in failed:
+        return VERDICT_SHA1
+    if failed.intersection(_UNTRUSTED_CHECKS):
+        return VERDICT_UNTRUSTED
+    if "signature.appended" in warned:
+        return VERDICT_APPENDED
+    return VERDICT_VALID
+
+
+@dataclass(frozen=True)
+class SignatureVerdict:
+    """The verdict on one top-level ds:Signature of a file (1-based ``index``)."""
+
+    index: int
+    sig_id: str | None
+    verdict: str
+    checks: tuple[CheckResult, ...]
+
+
 @dataclass(frozen=True)
 class FileVerdict:
     name: str
@@ -237,6 +281,19 @@ class FileVerdict:
     signature_value_b64: str | None = field(default=None, compare=False)
     copied_signature_value_b64: str | None = field(default=None, compare=False)
     signed: SignedContent | None = field(default=None, compare=False, repr=False)
+    signatures: tuple[SignatureVerdict, ...] = field(default=(), compare=False)
+
+    @property
+    def verdict(self) -> str:
+        """File-level: the most decisive signature verdict (``content_changed`` only if some
+        signature's content really changed; ``later_signature_appended`` when the first
+        signature is intact without the later ones and they verify)."""
+        order = (VERDICT_CONTENT_CHANGED, VERDICT_INVALID, VERDICT_CERT_MISSING, VERDICT_SHA1, VERDICT_UNTRUSTED,
+                 VERDICT_APPENDED, VERDICT_VALID)
+        if not self.signatures:
+            return "unsigned" if any(c.check == "signature.present" and not c.ok for c in self.checks) else (
+                VERDICT_INVALID if not self.ok else VERDICT_VALID)
+        return min((s.verdict for s in self.signatures), key=order.index)
 
     @property
     def signature_valid(self) -> bool:
@@ -633,8 +690,10 @@ def _check_signature_core(c: _Checks, s: _Sig, trust: TrustSettings, *, doc_dige
                "xades:QualifyingProperties/@Target does not point at this signature")
     # key and signature value
     if not s.certs:
-        c.fail(prefix + "signature.structure", "ds:KeyInfo içinde X509Certificate yok",
-               "no ds:KeyInfo/X509Data/X509Certificate")
+        c.fail(prefix + "certificate.missing",
+               "İmzada sertifika yok (ds:KeyInfo/X509Data/X509Certificate): imza doğrulanamaz",
+               "no certificate in the signature (ds:KeyInfo/X509Data/X509Certificate): the signature "
+               "cannot be verified")
         return None
     cert: x509.Certificate | None
     try:
@@ -829,14 +888,25 @@ def _verify_file(source: Path | Opener, fname: str, parsed: EDefterName | None, 
         return FileVerdict(fname, False, tuple(c.items))
     c.ok("signature.present", "İmza var", "signature present")
     if res.signature_count > 1:
-        c.fail("signature.structure", f"{res.signature_count} ds:Signature öğesi var (tek olmalı)",
-               f"{res.signature_count} ds:Signature elements (exactly one expected)")
-    if not res.signature_parent_is_root or res.content_after_signature:
-        c.fail("signature.structure", "ds:Signature kök öğenin son çocuğu değil",
+        c.fail("signature.multiple",
+               f"{res.signature_count} ds:Signature öğesi var; GİB dosya başına tek imza bekler",
+               f"{res.signature_count} ds:Signature elements; GİB expects exactly one per file")
+    if not res.signature_parent_is_root or (res.content_after_signature and res.signature_count == 1):
+        c.fail("signature.misplaced", "ds:Signature kök öğenin son çocuğu değil",
                "ds:Signature is not the last child of the root element")
-    # the first pass assumed inclusive C14N + SHA-256, the e-Defter norm; otherwise a second pass
     dname, exclusive, prefixes = _doc_ref_params(s)
-    if res.complex_namespaces or exclusive or dname != "sha256":
+    if res.signature_count > 1:
+        # several enveloped signatures: each one is evaluated in a tree (see _verify_signatures)
+        got = _verify_signatures(opener, c, trust)
+        if got is None:
+            return FileVerdict(fname, False, tuple(c.items))
+        cert, digests, sig_verdicts = got
+    else:
+        cert, sig_verdicts = None, ()
+    # the first pass assumed inclusive C14N + SHA-256, the e-Defter norm; otherwise a second pass
+    if res.signature_count > 1:
+        pass
+    elif res.complex_namespaces or exclusive or dname != "sha256":
         need_tree = res.complex_namespaces
         if not need_tree:
             digests, res2 = _run_pass(opener, (dname,), exclusive, prefixes)
@@ -851,9 +921,12 @@ def _verify_file(source: Path | Opener, fname: str, parsed: EDefterName | None, 
                 return FileVerdict(fname, False, tuple(c.items))
             digests = {dname: hashlib.new(dname, tree_enveloped_c14n(
                 data, exclusive=exclusive, inclusive_prefixes=prefixes)).digest()}
-    cert = _check_signature_core(c, s, trust, doc_digest=digests, prefix="")
-    if cert is not None:
-        _check_certificate(c, cert, s, trust, "")
+    if res.signature_count <= 1:
+        start = len(c.items)
+        cert = _check_signature_core(c, s, trust, doc_digest=digests, prefix="")
+        if cert is not None:
+            _check_certificate(c, cert, s, trust, "")
+        sig_verdicts = (SignatureVerdict(1, s.sig_id, _classify(c.items[start:]), tuple(c.items[start:])),)
     copied = res.root_signature_values[0] if res.root_signature_values else None
     is_berat = parsed.kind.is_berat if parsed is not None else (res.root_tag or "").endswith("}berat")
     if is_berat:
@@ -872,7 +945,101 @@ def _verify_file(source: Path | Opener, fname: str, parsed: EDefterName | None, 
     is_gib = parsed.gib if parsed is not None else bool(s.counter)
     if is_gib:
         _check_gib(c, s, trust, taxpayer_berat, signed)
-    return FileVerdict(fname, c.verdict_ok(), tuple(c.items), s.signature_value_b64, copied, signed)
+    return FileVerdict(fname, c.verdict_ok(), tuple(c.items), s.signature_value_b64, copied, signed, sig_verdicts)
+
+
+# --------------------------------------------------------------------------- several signatures
+
+def _top_signatures(root: Any) -> list[Any]:
+    return [el for el in root.iter(_DS + "Signature")
+            if not any(a.tag == _DS + "Signature" for a in el.iterancestors())]
+
+
+def _c14n_without(data: bytes, drop: set[int], exclusive: bool, prefixes: Sequence[str]) -> bytes:
+    """C14N of the document without the top-level signatures numbered ``drop`` (0-based)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+    root = etree.fromstring(data, parser)
+    sigs = _top_signatures(root)
+    for i in sorted(drop, reverse=True):
+        _remove_keep_tail(sigs[i])
+    return etree.tostring(root.getroottree(), method="c14n", exclusive=exclusive, with_comments=False,
+                          inclusive_ns_prefixes=list(prefixes) or None)
+
+
+def _verify_signatures(opener: Opener, c: _Checks, trust: TrustSettings
+                       ) -> tuple[x509.Certificate | None, dict[str, bytes], tuple[SignatureVerdict, ...]] | None:
+    """Evaluate every top-level ds:Signature of a file that carries several.
+
+    Signature i's enveloped-signature transform removes only itself, so its
+    reference digest is checked against the document without it (all other
+    signatures in place). When that fails but the digest matches the document
+    without it *and every later signature*, the later signature(s) were appended
+    after i was made and the content it signed is intact: ``signature.appended``
+    (a warning), not "the document changed after signing". Done in a tree: files
+    with several signatures are not the e-Defter norm; past ``TREE_FALLBACK_MAX_BYTES``
+    the file is reported as unsupported. Returns (first signature's certificate,
+    first signature's document digests, per-signature verdicts), or None when the
+    file is too large.
+    """
+    with opener() as fh:
+        data = fh.read(TREE_FALLBACK_MAX_BYTES + 1)
+    if len(data) > TREE_FALLBACK_MAX_BYTES:
+        c.fail("signature.unsupported",
+               "Birden çok imzalı dosya ağaç olarak doğrulanamayacak kadar büyük",
+               "a file with several signatures is too large to verify as one tree")
+        return None
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+    root = etree.fromstring(data, parser)
+    sigs = [_on_signature(el) for el in _top_signatures(root)]
+    n = len(sigs)
+    first_cert: x509.Certificate | None = None
+    first_digests: dict[str, bytes] = {}
+    verdicts: list[SignatureVerdict] = []
+    for i, s in enumerate(sigs):
+        sub = _Checks()
+        label_tr, label_en = f"{i + 1}/{n}. imza", f"signature {i + 1} of {n}"
+        cert = None
+        if isinstance(s, _Bad):
+            sub.fail(s.check, s.tr, s.en)
+            sig_id = None
+        else:
+            sig_id = s.sig_id
+            dname, exclusive, prefixes = _doc_ref_params(s)
+            digests = {dname: hashlib.new(dname, _c14n_without(data, {i}, exclusive, prefixes)).digest()}
+            cert = _check_signature_core(sub, s, trust, doc_digest=digests, prefix="")
+            failed_ref = [k for k, x in enumerate(sub.items) if x.check == "signature.reference_digest" and not x.ok]
+            main = [r for r in s.refs if r.type != TYPE_SIGNED_PROPERTIES and r.uri == ""]
+            # the document as it was when this signature was made: without the later signatures
+            # (appended after it), or without every signature (signatures added side by side)
+            candidates = [set(range(i, n))] if i < n - 1 else []
+            if i > 0:
+                candidates.append(set(range(n)))
+            for drop in candidates if failed_ref and main else ():
+                before = hashlib.new(dname, _c14n_without(data, drop, exclusive, prefixes)).digest()
+                if before != main[0].digest_value:
+                    continue
+                others = ", ".join(str(j + 1) for j in sorted(drop - {i}))
+                sub.items[failed_ref[0]] = CheckResult(
+                    "signature.appended",
+                    False,
+                    f"Bu imza atıldıktan sonra başka imza eklenmiş ({others}. imza); imzalanan içerik değişmemiş "
+                    "(özet, sonradan eklenen imza(lar) olmadan belgeyle eşleşiyor)",
+                    f"another signature was appended after this one was made (signature {others}); the signed "
+                    "content is intact (the digest matches the document without the appended signature(s))",
+                    Severity.WARNING,
+                )
+                break
+            if cert is not None:
+                _check_certificate(sub, cert, s, trust, "")
+            if i == 0:
+                first_cert, first_digests = cert, digests
+        items = tuple(
+            CheckResult(x.check, x.ok, f"{label_tr}: {x.message_tr}", f"{label_en}: {x.message_en}", x.severity)
+            for x in sub.items
+        )
+        c.items.extend(items)
+        verdicts.append(SignatureVerdict(i + 1, sig_id, _classify(sub.items), items))
+    return first_cert, first_digests, tuple(verdicts)
 
 
 def _check_gib(c: _Checks, s: _Sig, trust: TrustSettings, local: SignedContent | FileVerdict | None,

@@ -9,12 +9,20 @@ from typing import BinaryIO
 
 import pytest
 
-from include.edefter.checks import MonthReport, validate_month
+from include.edefter.checks import MonthReport
+from include.edefter.checks import validate_month as _validate_month
 from include.edefter.ledger_set import SetKey
 from include.edefter.naming import EDefterName, FileKind, Period
 from include.edefter.problems import Problem, Severity
 from include.edefter.status import EDefterStatus
 from tests.edefter.handmade import Doc, fake_sig, month_docs
+
+
+def validate_month(*args, **kwargs):  # type: ignore[no-untyped-def]  # noqa: ANN002, ANN003, ANN201
+    """Handmade documents are deliberately minimal (fake signatures), not GİB-schema-valid: no XSD here."""
+    kwargs.setdefault("schema", "off")
+    return _validate_month(*args, **kwargs)
+
 
 P = Period(2019, 9)
 
@@ -223,3 +231,17 @@ def test_entry_count_mismatch_warns() -> None:
     p = find(r, "chain.entry_count_mismatch")
     assert p.severity is Severity.WARNING and p.files == (name("Y").filename, name("YB").filename)
     assert "7" in p.message_en
+
+
+def test_dedupe_merges_only_exact_repeats() -> None:
+    from include.edefter.checks import _dedupe
+
+    a = Problem("crypto.signature.structure", ("f.xml",), "2 ds:Signature", "2 ds:Signature elements")
+    b = Problem("crypto.signature.structure", ("f.xml",), "sertifika yok", "no certificate")
+    c = Problem("crypto.signature.structure", ("f.xml",), "2 ds:Signature", "2 ds:Signature elements",
+                Severity.WARNING)
+    out = _dedupe([a, b, a, c, a])
+    assert [p.message_en for p in out] == ["2 ds:Signature elements (3 times)", "no certificate",
+                                           "2 ds:Signature elements"]
+    assert dict(out[0].details)["count"] == "3" and out[2].severity is Severity.WARNING
+    assert _dedupe([a, b]) == (a, b)

@@ -18,7 +18,11 @@ from tests.edefter.handmade import month_docs, tree_digest, write_docs
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, schema: str | None = "off") -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess; handmade documents are not GİB-schema-valid by design, so ``--schema off``
+    unless a test asks for the schema (``schema=None`` passes no flag: the CLI's default)."""
+    if schema is not None and args and args[0] == "scan" and "--help" not in args:
+        args = (*args, "--schema", schema)
     return subprocess.run(
         [sys.executable, "-m", "include.edefter", *args], capture_output=True, text=True, cwd=PROJECT, timeout=120
     )
@@ -47,7 +51,8 @@ def test_problems_exit_1_and_json(tmp_path: Path) -> None:
     assert data["ok"] is False and data["cryptographic_verification"] is False
     (s,) = data["sets"]
     assert s["taxpayer_id"] == "1234567801" and s["period"] == "201909" and s["parts"] == ["000001", "000002", "000003"]
-    assert s["status"] is None and "1234567801-201909-Y-000002" in s["missing"]
+    assert s["status"] == "eksik defter dosyaları" and s["status_en"] == "ledger files incomplete"
+    assert s["complete"] is False and "1234567801-201909-Y-000002" in s["missing"]
     assert s["company_name"] == "Örnek Ticaret A.Ş."
     assert s["facts"]["1234567801-201909-Y-000001.xml"]["unique_id"] == "YEV201909000011"
     assert s["paths"]["1234567801-201909-Y-000001.xml"] == "1234567801-201909-Y-000001.xml"
@@ -90,7 +95,7 @@ def test_verify_unavailable_is_said_not_faked(
 ) -> None:
     write_docs(tmp_path, month_docs())
     monkeypatch.setattr(cli._scan, "load_crypto_check_with_reason", lambda: (None, "no verifier here"))
-    assert cli.main(["scan", str(tmp_path), "--verify", "--json"]) == 0
+    assert cli.main(["scan", str(tmp_path), "--verify", "--json", "--schema", "off"]) == 0
     cap = capsys.readouterr()
     assert "not available" in cap.err and "kullanılamıyor" in cap.err and "no verifier here" in cap.err
     data = json.loads(cap.out)
@@ -123,6 +128,26 @@ def test_verify_uses_the_verify_module_when_present(
     fake.crypto_check = crypto_check  # type: ignore[attr-defined]
     fake.TrustSettings = TrustSettings  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "include.edefter.verify", fake)
-    assert cli.main(["scan", str(tmp_path), "--verify"]) == 1
+    assert cli.main(["scan", str(tmp_path), "--verify", "--schema", "off"]) == 1
     out = capsys.readouterr().out
     assert len(calls) == 6 and "signature.invalid" in out and "yapıldı / done" in out
+
+
+def test_json_and_text_agree(tmp_path: Path) -> None:
+    """Every set's status, missing files and every problem (code, message, details) are in both reports."""
+    write_docs(tmp_path, month_docs(parts=(1, 3), stage="ledgers"))
+    write_docs(tmp_path, month_docs(period=Period(2019, 10), stage="berats", branch="7011"))
+    data = json.loads(run("scan", str(tmp_path), "--json").stdout)
+    text = run("scan", str(tmp_path)).stdout
+    assert data["sets"]
+    for s in data["sets"]:
+        assert s["status"] and s["status_en"]  # never null
+        assert f"e-Defter statüsü: {s['status']} ({s['status_en']})" in text
+        for m in s["missing"]:
+            assert m in text
+        for p in s["problems"]:
+            assert p["code"] in text and p["message_tr"] in text and p["message_en"] in text
+            for v in p["details"].values():
+                for line in str(v).splitlines():
+                    assert line in text
+    assert ("SORUN VAR" in text) == (data["ok"] is False)

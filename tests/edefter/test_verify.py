@@ -225,6 +225,12 @@ def test_mutations_match_xmlsec1(kind: str, code: str, seed: int, month: dict[st
     ours = verify_file(p, name=n, trust=trust)
     theirs = xmlsec_valid(xmlsec1, p)
     assert "internal" not in _failed(ours), ours.failed
+    if kind == "second_sig":  # see test_every_mutation_kind_once (in a berat the copy also repeats the
+        # copied ds:SignatureValue, a real content change; in the others: intact content, a signature added)
+        assert not theirs and not ours.ok and "signature.multiple" in _failed(ours)
+        if code in ("Y", "K", "DR"):
+            assert "signature.reference_digest" not in _failed(ours), (seed, ours.failed)
+        return
     if kind == "flip_certificate":
         # The XAdES SigningCertificate digest covers the certificate bytes: a damaged
         # certificate never passes. Whether the signature "itself" verifies then depends
@@ -249,14 +255,22 @@ def test_every_mutation_kind_once(kind: str, month: dict[str, bytes], trust: Tru
     p = tmp_path / n
     p.write_bytes(mutated)
     ours = verify_file(p, name=n, trust=trust)
+    if kind == "second_sig":
+        # xmlsec1 checks the first signature only, with the copy in place (strict XMLDSig: invalid); we
+        # evaluate every signature: the content is intact, a signature was added; never "tampered"
+        assert not xmlsec_valid(xmlsec1, p)
+        assert not ours.ok and "signature.multiple" in _failed(ours)
+        assert "signature.reference_digest" not in _failed(ours), ours.failed
+        assert [s.verdict for s in ours.signatures] == ["later_signature_appended"] * 2
+        return
     if kind == "flip_certificate":
         assert not ours.ok  # parity for damaged certificates: see test_mutations_match_xmlsec1
     else:
         assert ours.signature_valid == xmlsec_valid(xmlsec1, p), ours.failed
     if expected is not None:
         assert ours.signature_valid == expected
-    if kind in ("sig_moved", "second_sig"):
-        assert "signature.structure" in _failed(ours)  # e-Defter wants one Signature, last child of the root
+    if kind == "sig_moved":
+        assert "signature.misplaced" in _failed(ours)  # e-Defter wants one Signature, last child of the root
 
 
 # --------------------------------------------------------------------------- bad inputs
@@ -271,7 +285,8 @@ def test_missing_keyinfo(month: dict[str, bytes], trust: TrustSettings) -> None:
     n = _name(month, "Y")
     data = re.sub(rb"<ds:KeyInfo>.*?</ds:KeyInfo>", b"", month[n], flags=re.S)
     v = _verify(data, n, trust)
-    assert not v.ok and "signature.structure" in _failed(v)
+    assert not v.ok and "certificate.missing" in _failed(v)
+    assert "signature.reference_digest" not in _failed(v) and v.verdict == "certificate_missing"
     assert any("KeyInfo" in c.message_en for c in v.failed)
 
 
