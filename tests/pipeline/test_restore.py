@@ -357,9 +357,9 @@ def test_cli(world: dict[str, Any], tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "TAMAM / OK" in proc.stdout and PASSWORD not in proc.stdout + proc.stderr
     assert len(tree_hashes(target)) == 7
-    bad = subprocess.run(cmd[:4] + ["--to", "2025-01"] + cmd[6:], capture_output=True, text=True, env=env, timeout=300)
+    bad = subprocess.run([*cmd[:8], "2025-01", *cmd[9:]], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and "range.reversed" in bad.stderr
-    unknown = subprocess.run([*cmd[:3], "yok", *cmd[4:]], capture_output=True, text=True, env=env, timeout=300)
+    unknown = subprocess.run([*cmd[:4], "yok", *cmd[5:]], capture_output=True, text=True, env=env, timeout=300)
     assert unknown.returncode == 2 and "company.unknown" in unknown.stderr and "'yok'" in unknown.stderr
 
 
