@@ -384,6 +384,9 @@ class RestoreReport:
             lines.append(f"{m.period} {m.period.label_tr}: {len(m.files)} dosya / files, {head}")
             for f in m.files:
                 lines.append(f"  {f.verdict:8} {f.name}  {f.size if f.size is not None else '-':>10}  {f.sha256 or '-'}")
+                if not f.ok:
+                    for p in f.problems:
+                        lines.append(f"    ! {f.zip_name} [{p.get('code')}]: {p.get('message_tr')} / {p.get('message_en')}")
             for p in m.problems:
                 lines.append(f"  ! [{p.get('code')}] {', '.join(p.get('files') or ())}: {p.get('message_tr')} / "
                              f"{p.get('message_en')}")

@@ -370,3 +370,47 @@ def test_restore_dag_has_the_form_and_no_parse_time_io() -> None:
     assert dag.dag_id == RESTORE_DAG_ID and dag.timetable.__class__.__name__ == "NullTimetable"
     assert set(dag.params) == {"company", "branch", "from", "to", "target", "layout", "ibraz"}
     assert dag.task_ids == ["geri_yukle"]
+
+
+def test_restore_dag_runs_with_dag_test(world: dict[str, Any], tmp_path: Path, airflow_db: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from include.pipeline.restore_dag import build_restore_dag
+
+    srv: Integrator = world["srv"]
+    cfg = tmp_path / "companies.yaml"
+    cfg.write_text(yaml.safe_dump({"companies": [
+        {"id": "geri", "taxpayer_id": world["tax"], "name": "Geri A.Ş.", "folder": str(tmp_path / "x"),
+         "start_month": "2025-01", "integrator_conn_id": "edefter_restore_geri"}]}, allow_unicode=True))
+    monkeypatch.setenv("EDEFTER_COMPANIES_FILE", str(cfg))
+    monkeypatch.setenv("AIRFLOW_CONN_EDEFTER_RESTORE_GERI", srv.conn_uri(world["tax"]))
+    target = tmp_path / "dag"
+    dr = build_restore_dag().test(run_conf={"company": "geri", "from": "2025-01", "to": "2025-01",
+                                            "target": str(target), "layout": "gib", "ibraz": True})
+    assert str(dr.state) == "success"
+    assert tree_hashes(target / world["tax"]) == {
+        k: v for k, v in world["original"].items() if k.startswith("01.01.2025-31.12.2025/01/")
+    }
+    assert (target / f"ibraz-{world['tax']}-202501-202501" / "index.html").is_file()
+
+
+def test_a_corrupted_archived_object_is_reported_by_name(world: dict[str, Any], tmp_path: Path) -> None:
+    """Last in the module: it damages branch 0002's stored journal on the archive's disk."""
+    btax = world["btax"]
+    with _client(world, btax, "0002") as c:
+        y = next(f for f in c.list_files(btax, "0002") if "-Y-" in f.name)
+    (obj,) = [p for p in (world["srv"].data).rglob(y.sha256) if p.is_file()]
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    os.chmod(obj, 0o644)
+    obj.write_bytes(bytes(data))
+    req = r.RestoreRequest(btax, "0002", MONTHS[0], MONTHS[0], tmp_path, "gib", "Şubeli")
+    with _client(world, btax, "0002", retries=0) as c:
+        rep = r.restore(c, req, trust=world["trust"])
+    assert not rep.ok
+    (bad,) = [f for f in rep.months[0].files if not f.ok and f.zip_name == y.name]
+    assert bad.verdict == "BOZUK" and bad.problems[0]["code"] == "archive.hash_mismatch"
+    assert not list(tmp_path.rglob(y.name.replace(".zip", ".xml")))
+    text = (tmp_path / r.STATE_DIR / "report.txt").read_text(encoding="utf-8")
+    assert y.name in text and "SORUNLU" in text
