@@ -459,6 +459,21 @@ def _transport(exc: Exception, what: str) -> RestoreInterrupted:
     )
 
 
+def _disk(exc: BaseException, target: Path) -> RestoreInterrupted:
+    full = getattr(exc, "errno", None) == errno.ENOSPC or "Errno 28" in str(exc)
+    if full:
+        return RestoreInterrupted(
+            "target.full",
+            f"hedef diskte yer kalmadı: {target}. Yer açıp yeniden çalıştırın: kaldığı yerden devam eder",
+            f"the target's disk is full: {target}. Free space and run again: it resumes where it stopped",
+        )
+    return RestoreInterrupted(
+        "target.write_failed",
+        f"hedefe yazılamadı: {target} ({exc}). Sorunu giderip yeniden çalıştırın",
+        f"cannot write to the target: {target} ({exc}). Fix it and run again",
+    )
+
+
 def _client_errors() -> tuple[type[Exception], ...]:
     from include.integrator.client import ServerError, TransportError
 
@@ -614,7 +629,11 @@ def restore(
                 say(f"  [{n}/{total}] {f.name}: BOZUK / CORRUPT — {exc.message_en}")
                 continue
             except transient as exc:
+                if "Errno 28" in str(exc):  # the client reports a full local disk as an interrupted download
+                    raise _disk(exc, target) from exc
                 raise _transport(exc, f"indirme / download {f.name}") from exc
+            except OSError as exc:
+                raise _disk(exc, target) from exc
             report.downloads += 1
             out.downloaded = True
             if got.lower() != f.sha256.lower():
@@ -626,7 +645,11 @@ def restore(
                     f"the downloaded zip's SHA-256 ({got}) differs from the archive's record ({f.sha256})"))
                 continue
             tmp = work / f"{xml_name}.part"
-            extracted = _extract(zpath, zname, tmp)
+            try:
+                extracted = _extract(zpath, zname, tmp)
+            except OSError as exc:
+                zpath.unlink(missing_ok=True)
+                raise _disk(exc, target) from exc
             zpath.unlink(missing_ok=True)
             if isinstance(extracted, list):
                 out.verdict = "BOZUK"
@@ -644,7 +667,13 @@ def restore(
             if fiscal is None and req.layout == "gib":
                 fiscal = _fiscal_year(tmp, xml_name)
             rel = _month_dir(req, period, fiscal) / xml_name
-            placed = _place(tmp, target / rel, target, sha)
+            try:
+                placed = _place(tmp, target / rel, target, sha)
+            except RestoreError:
+                raise
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise _disk(exc, target) from exc
             out.path, out.sha256, out.size = rel.as_posix(), sha, size
             state.put(xml_name, {"path": out.path, "sha256": sha, "size": size, "zip_sha256": f.sha256,
                                  "fiscal": [fiscal[0].isoformat(), fiscal[1].isoformat()] if fiscal else None})

@@ -395,6 +395,21 @@ def test_restore_dag_runs_with_dag_test(world: dict[str, Any], tmp_path: Path, a
     assert (target / f"ibraz-{world['tax']}-202501-202501" / "index.html").is_file()
 
 
+def test_a_full_target_disk_is_a_resumable_error_naming_the_target(world: dict[str, Any], tmp_path: Path) -> None:
+    """Simulated (no tmpfs without mount rights here): the local write fails with ENOSPC at the 2nd file."""
+    import errno
+
+    def full(done: int) -> None:
+        if done == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    counting = Counting(_client(world, world["tax"]), full)
+    with pytest.raises(r.RestoreInterrupted, match="target.full") as ei:
+        r.restore(counting, _req(world, tmp_path, MONTHS[0], MONTHS[0]), trust=world["trust"])
+    assert str(tmp_path) in ei.value.message_tr and "disk is full" in ei.value.message_en
+    assert len(json.loads((tmp_path / r.STATE_DIR / "state.json").read_text())["files"]) == 1
+
+
 def test_a_corrupted_archived_object_is_reported_by_name(world: dict[str, Any], tmp_path: Path) -> None:
     """Last in the module: it damages branch 0002's stored journal on the archive's disk."""
     btax = world["btax"]
