@@ -509,11 +509,39 @@ def _extract(zip_path: Path, zip_name: EDefterName, out: Path) -> tuple[str, int
     return h.hexdigest(), n
 
 
+_NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, getattr(errno, "ENOTSUP", -1), getattr(errno, "EOPNOTSUPP", -1)}
+
+
+def _link_no_replace(src: Path, dest: Path) -> None:
+    """Give ``src``'s bytes the name ``dest``; FileExistsError if ``dest`` exists (never replaced).
+
+    A hard link where the file system has them; otherwise an exclusive create ("x") and a copy.
+    """
+    try:
+        os.link(src, dest)  # fails if dest exists: no overwrite, even against a racing writer
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+    try:
+        with open(src, "rb") as fin, open(dest, "xb") as fout:
+            shutil.copyfileobj(fin, fout, _CHUNK)
+            fout.flush()
+            os.fsync(fout.fileno())
+    except FileExistsError:
+        raise
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+
+
 def _place(tmp: Path, final: Path, target: Path, sha: str) -> bool:
     """Move ``tmp`` to ``final`` without ever replacing a file. True: placed; False: identical already there."""
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(tmp, final)  # fails if final exists: no overwrite, even against a racing writer
+        _link_no_replace(tmp, final)
     except FileExistsError:
         have = _sha256_path(final)
         tmp.unlink(missing_ok=True)
@@ -541,7 +569,7 @@ def restore(
     Raises RestoreError for bad inputs and refusals (conflicting files), RestoreInterrupted when
     the integrator stays unavailable (state is kept: a re-run resumes).
     """
-    from include.integrator.client import AuthError, IntegrityError
+    from include.integrator.client import AuthError, IntegrityError, RejectedError
 
     say = progress or (lambda m: log.info("%s", m))
     if req.last < req.first:
@@ -627,6 +655,18 @@ def restore(
                 out.verdict = "BOZUK"
                 out.problems.append(_problem("archive.hash_mismatch", f.name, exc.message_tr, exc.message_en))
                 say(f"  [{n}/{total}] {f.name}: BOZUK / CORRUPT — {exc.message_en}")
+                continue
+            except AuthError as exc:
+                raise RestoreError(
+                    "integrator.forbidden",
+                    f"entegratör erişimi reddetti ({f.name}): {exc.message_tr}",
+                    f"the integrator refused access ({f.name}): {exc.message_en}",
+                ) from exc
+            except RejectedError as exc:  # e.g. listed a moment ago, not found now: a finding about this file
+                out.verdict = "EKSIK"
+                out.problems.append(_problem(exc.code or "archive.download_refused", f.name, exc.message_tr,
+                                             exc.message_en))
+                say(f"  [{n}/{total}] {f.name}: EKSIK / MISSING — {exc.message_en}")
                 continue
             except transient as exc:
                 if "Errno 28" in str(exc):  # the client reports a full local disk as an interrupted download
@@ -729,8 +769,8 @@ def _verify_month(req: RestoreRequest, target: Path, mo: MonthOutcome, trust: An
         for fname in p.files:
             by_file.setdefault(Path(fname).name, []).append(d)
     for f in mo.files:
-        if f.problems:
-            f.verdict = "BOZUK"
+        if f.problems:  # already judged while restoring (BOZUK / EKSIK)
+            f.verdict = f.verdict if f.verdict != "?" else "BOZUK"
         elif by_file.get(f.name):
             f.verdict = "HATALI"
             f.problems.extend(by_file[f.name])
@@ -810,7 +850,7 @@ def build_ibraz(client: Any, report: RestoreReport, *, progress: Callable[[str],
         for p in sorted(final.rglob("*")):
             if p.is_file():
                 zf.write(p, Path(final.name, p.relative_to(final)).as_posix())
-    os.link(zip_tmp, final_zip)
+    _link_no_replace(zip_tmp, final_zip)
     zip_tmp.unlink()
     say(f"ibraz paketi / package: {final} (+ {final_zip.name})")
     return final, final_zip
