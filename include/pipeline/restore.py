@@ -24,6 +24,7 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import errno
 import hashlib
@@ -35,7 +36,7 @@ import shutil
 import sys
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -575,6 +576,33 @@ def restore(
     if req.last < req.first:
         parse_range(str(req.first), str(req.last), today=today)  # raises the reversed-range error
     target = check_target(req.target)
+    with _target_lock(target):
+        return _restore(client, req, target, trust, say, (AuthError, IntegrityError, RejectedError))
+
+
+@contextlib.contextmanager
+def _target_lock(target: Path) -> Generator[None, None, None]:
+    """One restore at a time per target (an advisory lock on ``.edefter-restore/lock``)."""
+    import fcntl
+
+    with open(target / STATE_DIR / "lock", "a+b") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RestoreError(
+                "target.busy",
+                f"bu hedefte başka bir geri yükleme çalışıyor: {target}",
+                f"another restore is running into this target: {target}",
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _restore(client: Any, req: RestoreRequest, target: Path, trust: Any, say: Callable[[str], None],
+             errors: tuple[type[Exception], ...]) -> RestoreReport:
+    AuthError, IntegrityError, RejectedError = errors  # noqa: N806 - the client's exception classes
     state = _State(target, req)
     work = target / STATE_DIR / "work"
     work.mkdir(parents=True, exist_ok=True)

@@ -265,6 +265,9 @@ def test_bad_inputs_are_clear_errors(world: dict[str, Any], tmp_path: Path) -> N
             r.check_target(sys_target)
     with pytest.raises(r.RestoreError, match="layout.invalid"):
         _req(world, tmp_path, layout="zirve")
+    busy = r.check_target(tmp_path / "busy")
+    with r._target_lock(busy), _client(world, world["tax"]) as c, pytest.raises(r.RestoreError, match="target.busy"):
+        r.restore(c, _req(world, busy), trust=world["trust"])  # another restore holds the target
 
 
 def test_a_branch_account_restores_only_its_own_branch(world: dict[str, Any], tmp_path: Path) -> None:
