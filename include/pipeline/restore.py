@@ -919,7 +919,7 @@ def render_index(report: RestoreReport, evidence: dict[str, list[tuple[str, dict
         f" ({_e(req.first)} .. {_e(req.last)})</td></tr>",
         f"<tr><th>Hazırlanma <span class='en'>/ prepared at</span></th><td>{_e(now)}</td></tr>",
         "<tr><th>Geri yükleme doğrulaması <span class='en'>/ restore verification</span></th><td>"
-        + ("Tüm dosyalar doğrulandı <span class='en'>/ all files verified</span>" if report.ok
+        + ("Geri yüklenen tüm dosyalar doğrulandı <span class='en'>/ all restored files verified</span>" if report.ok
            else "<span class='bad'>Sorun bulundu / problems found</span>") + "</td></tr>",
         "</table>",
         "<p>Dosyalar <code>defterler/</code>, her ayın kayıt bilgisi belgeleri <code>kayit-bilgisi/</code> klasöründedir. "
