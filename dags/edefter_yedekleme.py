@@ -1,4 +1,5 @@
-"""e-Defter Yedekleme: one Airflow backup DAG per company or branch of include/config/companies.yaml.
+"""e-Defter Yedekleme: one Airflow backup DAG per company or branch of include/config/companies.yaml,
+plus the manual restore DAG edefter_geri_yukleme.
 
 Wiring only. The config file is env EDEFTER_COMPANIES_FILE (default include/config/companies.yaml);
 a config mistake surfaces as this file's import error naming the company and the field.
@@ -8,6 +9,10 @@ The building blocks live in include/pipeline (factory, sensors, triggers, tasks,
 from __future__ import annotations
 
 from include.pipeline.dag_factory import build_dags
+from include.pipeline.restore_dag import build_restore_dag
 
 for _dag in build_dags():
     globals()[_dag.dag_id] = _dag
+# The manually triggered restore / ibraz DAG (one for all companies; reads nothing at parse time), last.
+_restore = build_restore_dag()
+globals()[_restore.dag_id] = _restore

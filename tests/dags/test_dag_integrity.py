@@ -24,12 +24,15 @@ def test_default_config_yields_the_demo_dags(monkeypatch: pytest.MonkeyPatch) ->
     bag = _bag()
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == [
+        "edefter_geri_yukleme",
         "edefter_yedekleme_1234567801",
         "edefter_yedekleme_12345678901",
         "edefter_yedekleme_9876543210_0001",
         "edefter_yedekleme_9876543210_0002",
     ]
     for dag in bag.dags.values():
+        if dag.dag_id == "edefter_geri_yukleme":
+            continue
         assert set(dag.task_ids) == set(TASK_IDS)
         assert dag.catchup is False and dag.max_active_runs == 12
         assert "e-defter" in dag.tags and dag.doc_md and "English" in dag.doc_md
@@ -60,7 +63,9 @@ def test_test_config_yields_exactly_its_dags(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("EDEFTER_COMPANIES_FILE", str(path))
     bag = _bag()
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == sorted(f"edefter_yedekleme_{1000000000 + i}" for i in range(25))
+    assert sorted(bag.dag_ids) == sorted(
+        [f"edefter_yedekleme_{1000000000 + i}" for i in range(25)] + ["edefter_geri_yukleme"]
+    )
 
 
 @pytest.mark.parametrize(
