@@ -131,7 +131,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, sample_pki: TestPKI) -> dict
                       for b in ("0001", "0002")]},
     ]})
     yield {"srv": srv, "tax": tax, "btax": btax, "original": original, "config": config, "base": base,
-           "trust": TrustSettings.from_paths([sample_pki.ca_cert_path], [sample_pki.gib_cert_path])}
+           "trust": TrustSettings.from_paths([sample_pki.ca_cert_path], [sample_pki.gib_cert_path]),
+           "trust_paths": (sample_pki.ca_cert_path, sample_pki.gib_cert_path)}
     srv.stop()
 
 
@@ -432,3 +433,60 @@ def test_a_corrupted_archived_object_is_reported_by_name(world: dict[str, Any], 
     assert not list(tmp_path.rglob(y.name.replace(".zip", ".xml")))
     text = (tmp_path / r.STATE_DIR / "report.txt").read_text(encoding="utf-8")
     assert y.name in text and "SORUNLU" in text
+
+
+def test_restore_drill_rotates_records_each_month_and_alerts_on_damage(
+    world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the damage above: the healthy company's drill passes and its result is kept with each
+    month in the archive; branch 0002's drill fails naming the damaged journal and alerts."""
+    from include.pipeline import drill, drill_dag
+
+    months = [Period(2025, m) for m in range(1, 13)] + [Period(2026, 1)]
+    seen: set[Period] = set()
+    for k in range(12):  # one run a month: every archived month within a year
+        seen |= set(drill.choose_slice(months, k, 1))
+    assert seen == set(months)
+    assert drill.choose_slice([], 3, 2) == []
+
+    tax, btax = world["tax"], world["btax"]
+    cfg = world["config"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with _client(world, tax) as c:
+        res = drill.drill_unit(c, cfg.unit(f"edefter_yedekleme_{tax}"), run_index=0, slice_size=2,
+                               trust=world["trust"], scratch=scratch)
+        assert res.ok, res.failed
+        assert res.months == ["2025-01", "2025-02"] and res.files == 14
+        docs = [json.loads(c.get_evidence(tax, None, MONTHS[0], e.sha256)) for e in c.list_evidence(tax, None, MONTHS[0])]
+    assert any(d.get("kind") == drill.DRILL_KIND and d["ok"] and len(d["files"]) == 7 for d in docs)
+    assert list(scratch.iterdir()) == []  # the scratch restore is gone
+
+    # The DAG's task over every unit, with an alert channel on the per-branch company.
+    alerted = parse_config({"companies": [
+        {**c, "alerts": {"webhook_conn_id": "edefter_drill_hook"}} if c["id"] == "subeli" else c
+        for c in [
+            {"id": "geri", "taxpayer_id": tax, "name": "Geri A.Ş.", "folder": str(tmp_path), "start_month": "2025-01",
+             "integrator_conn_id": "edefter_restore_geri"},
+            {"id": "subeli", "taxpayer_id": btax, "name": "Şubeli A.Ş.", "folder": str(tmp_path),
+             "start_month": "2025-01",
+             "branches": [{"branch": b, "name": f"Şube {b}", "integrator_conn_id": f"edefter_restore_subeli_{b}"}
+                          for b in ("0001", "0002")]},
+        ]
+    ]})
+    warnings: list[tuple[str, str]] = []
+    monkeypatch.setattr("include.pipeline.config.load_config", lambda *a, **k: alerted)
+    monkeypatch.setattr("include.pipeline.restore.client_for", lambda u: _client(world, u.taxpayer_id, u.branch, retries=0))
+    monkeypatch.setattr("include.pipeline.notifiers.EDefterAlertNotifier.warn",
+                        lambda self, ctx, reason, passed=False: warnings.append((self.unit["dag_id"], reason)))
+    monkeypatch.setenv("EDEFTER_TRUSTED_ROOTS", str(world["trust_paths"][0]))
+    monkeypatch.setenv("EDEFTER_GIB_CERTS", str(world["trust_paths"][1]))
+    monkeypatch.setenv("EDEFTER_WORK_DIR", str(scratch))
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException) as ei:
+        drill_dag.run_drill(logical_date=dt.datetime(2026, 12, 20, tzinfo=dt.UTC))
+    assert f"edefter_yedekleme_{btax}_0002" in str(ei.value) and "BOZUK" in str(ei.value)
+    assert f"edefter_yedekleme_{tax}:" not in str(ei.value) and f"{btax}_0001:" not in str(ei.value)
+    assert [u for u, _ in warnings] == [f"edefter_yedekleme_{btax}_0002"]
+    assert "-Y-" in warnings[0][1]
