@@ -480,13 +480,6 @@ def _remove_keep_tail(el: Any) -> None:
     parent.remove(el)
 
 
-def sha256_stream(source: BinaryIO, **kw: Any) -> tuple[bytes, StreamResult]:
-    """Convenience: SHA-256 of the streamed canonical form."""
-    h = hashlib.sha256()
-    res = stream_enveloped_c14n(source, h.update, **kw)
-    return h.digest(), res
-
-
 # --------------------------------------------------------------------------- chunked fast path
 
 _READ_BYTES = 1 << 20

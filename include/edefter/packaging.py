@@ -376,10 +376,3 @@ def package_files(
     """Package files in the given order (callers pass the upload order) and return the manifest."""
     packaged = [package_file(Path(s), dest_dir, forbidden_root=forbidden_root, level=level) for s in sources]
     return Manifest(tuple(packaged))
-
-
-def read_member(zip_path: Path) -> bytes:
-    """The single member's bytes (tests and small files only)."""
-    with zipfile.ZipFile(zip_path) as zf:
-        (info,) = zf.infolist()
-        return zf.read(info)

@@ -23,7 +23,6 @@ __all__ = [
     "INCOMPLETE_TR",
     "ScanResult",
     "company_name",
-    "load_crypto_check",
     "load_crypto_check_with_reason",
     "scan_folder",
     "status_texts",
@@ -82,11 +81,6 @@ class ScanResult:
             "folder_problems": [p.to_dict() for p in self.folder_problems],
             "ok": not self.has_errors,
         }
-
-
-def load_crypto_check() -> FileCheck | None:
-    """``include.edefter.verify.crypto_check(...)`` if that module exists, else None."""
-    return load_crypto_check_with_reason()[0]
 
 
 def load_crypto_check_with_reason() -> tuple[FileCheck | None, str]:

@@ -131,8 +131,6 @@ TREE_FALLBACK_MAX_BYTES = 64 * 1024 * 1024
 
 # Check ids. "Broken signature" and "untrusted certificate" are separate groups.
 SIGNATURE_CHECKS = ("signature.reference_digest", "signature.signed_properties", "signature.value")
-CERT_CHECKS = ("certificate.signing_certificate", "certificate.validity", "certificate.key_usage",
-               "certificate.trust")
 
 
 # --------------------------------------------------------------------------- settings

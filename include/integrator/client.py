@@ -15,7 +15,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -525,9 +525,6 @@ class IntegratorClient:
                     raise r.err from None
                 self._sleep(min(self.max_backoff, self.backoff * 2**i))
         raise AssertionError("unreachable")
-
-    def upload_many(self, items: Sequence[tuple[Path, EDefterName]]) -> list[UploadReceipt]:
-        return [self.upload_file(p, n) for p, n in items]
 
     # -- evidence ("Kayıt Bilgisi") kept with the month --------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from include.edefter.retention import MIN_RETENTION_YEARS
@@ -101,9 +101,6 @@ class Settings:
     @property
     def objects_dir(self) -> Path:
         return self.data_dir / "objects"
-
-    def with_(self, **kw: object) -> Settings:
-        return replace(self, **kw)  # type: ignore[arg-type]
 
     @classmethod
     def from_env(cls, data_dir: str | Path | None = None, **overrides: object) -> Settings:

@@ -479,7 +479,3 @@ class Validator:
         for m in ls.missing:
             out.append(_problem("set.missing_file", (m,), f"eksik dosya: {m}", f"missing file: {m}"))
         return out
-
-
-def now_utc() -> dt.datetime:
-    return utcnow()

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from include.edefter.naming import EDefterName, Period, parse_name
+from include.edefter.naming import Period, parse_name
 
 from .generator import Stage, generate_month
 from .pki import TestPKI
@@ -63,12 +63,6 @@ def flip_byte_in_ledger_body(path: Path, *, occurrence: int = 0) -> Path:
         raise ValueError(f"{path.name}: no ASCII letter to flip in the first detailComment")
     path.write_bytes(bytes(data))
     return path
-
-
-def _retarget(name: EDefterName, period: Period | None = None, taxpayer_id: str | None = None) -> EDefterName:
-    return EDefterName(
-        taxpayer_id or name.taxpayer_id, period or name.period, name.kind, name.part, name.branch, name.gib, name.ext
-    )
 
 
 def berat_of_other_month(berat_path: Path, *, pki: TestPKI, company_name: str = "Örnek Ticaret A.Ş.",

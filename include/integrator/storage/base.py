@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -69,14 +68,6 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def exists(self, key: str, version_id: str | None = None) -> bool: ...
-
-    def iter_chunks(self, key: str, version_id: str | None = None, chunk: int = 1 << 20) -> Iterator[bytes]:
-        with self.open(key, version_id) as fh:
-            while True:
-                data = fh.read(chunk)
-                if not data:
-                    return
-                yield data
 
     def lock_problem(self, key: str, version_id: str | None, retain_until: dt.date) -> str | None:
         """Describe a missing/short immutability lock, or None when the object is protected.
