@@ -425,20 +425,28 @@ class CeleryStack:
     def backfill(self, unit: UnitSpec, first: Period, last: Period) -> dict[str, Any]:
         """POST /api/v2/backfills (the REST twin of `airflow backfill create`)."""
         assert self.api is not None
+        from include.pipeline.demo import DemoError
+
         from_date, to_date = backfill_window(first, last)
-        return self.api.request(
-            "POST",
-            "/backfills",
-            json={
-                "dag_id": unit.dag_id,
-                "from_date": from_date,
-                "to_date": to_date,
-                "run_backwards": False,
-                "dag_run_conf": {},
-                "reprocess_behavior": "none",
-                "max_active_runs": 3,
-            },
-        )
+        body = {
+            "dag_id": unit.dag_id,
+            "from_date": from_date,
+            "to_date": to_date,
+            "run_backwards": False,
+            "dag_run_conf": {},
+            "reprocess_behavior": "none",
+            "max_active_runs": 3,
+        }
+        # One backfill per DAG at a time: the scheduler marks the previous one completed a few
+        # seconds after its last run finished (HTTP 409 until then).
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                return self.api.request("POST", "/backfills", json=body)
+            except DemoError as exc:
+                if "HTTP 409" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
 
     def unpause(self, unit: UnitSpec) -> None:
         assert self.api is not None
