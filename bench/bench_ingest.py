@@ -28,6 +28,7 @@ What is measured (all on 127.0.0.1, bounded counts, nothing leaves the machine):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
@@ -226,6 +227,26 @@ def _service_env() -> dict[str, str]:
     return env
 
 
+def _create_pg_database(server: str) -> str:
+    import sqlalchemy
+
+    name = f"bench_b5_{os.getpid()}_{int(time.time())}"
+    eng = sqlalchemy.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    eng.dispose()
+    return name
+
+
+def _drop_pg_database(server: str, name: str) -> None:
+    import sqlalchemy
+
+    eng = sqlalchemy.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    eng.dispose()
+
+
 def create_account(data: Path, env: dict[str, str], username: str, password: str, taxpayer_id: str) -> None:
     """The same call as ``python -m include.integrator account create`` makes, in-process: spawning the CLI
     8 times costs ~1 s each on a busy machine and is not what this bench measures."""
@@ -251,8 +272,11 @@ def create_account(data: Path, env: dict[str, str], username: str, password: str
 # ------------------------------------------------------------------------------------------ load
 
 
-def upload_all(url: str, tenants: list[Tenant]) -> tuple[float, list[dict[str, Any]]]:
-    """One thread + client per tenant, started together; returns (seconds first start → last end, receipts)."""
+def upload_all(url: str | list[str], tenants: list[Tenant]) -> tuple[float, list[dict[str, Any]]]:
+    """One thread + client per tenant, started together; returns (seconds first start → last end, receipts).
+
+    With several URLs (replicas), tenant i talks to URL i mod n (a round-robin load balancer)."""
+    urls = [url] if isinstance(url, str) else list(url)
     from include.integrator.client import IntegratorClient
 
     barrier = threading.Barrier(len(tenants))
@@ -261,9 +285,9 @@ def upload_all(url: str, tenants: list[Tenant]) -> tuple[float, list[dict[str, A
     errors: list[BaseException] = []
     lock = threading.Lock()
 
-    def run(t: Tenant) -> None:
+    def run(i: int, t: Tenant) -> None:
         try:
-            with IntegratorClient(url, t.username, t.password, retries=0, timeout=(10, 600)) as c:
+            with IntegratorClient(urls[i % len(urls)], t.username, t.password, retries=0, timeout=(10, 600)) as c:
                 c.health()  # connection warm, outside the timed span
                 barrier.wait()
                 start = time.perf_counter()
@@ -277,7 +301,7 @@ def upload_all(url: str, tenants: list[Tenant]) -> tuple[float, list[dict[str, A
                 errors.append(exc)
             barrier.abort()
 
-    threads = [threading.Thread(target=run, args=(t,), daemon=True) for t in tenants]
+    threads = [threading.Thread(target=run, args=(i, t), daemon=True) for i, t in enumerate(tenants)]
     for th in threads:
         th.start()
     for th in threads:
@@ -287,18 +311,19 @@ def upload_all(url: str, tenants: list[Tenant]) -> tuple[float, list[dict[str, A
     return max(e for _, e in spans) - min(s for s, _ in spans), receipts
 
 
-def _status_worker(args: tuple[str, list[tuple[str, str, str, str]], int, int, float]) -> list[float]:
+def _status_worker(args: tuple[str | list[str], list[tuple[str, str, str, str]], int, int, float]) -> list[float]:
     """One process: `threads` closed-loop clients, each `queries` month-status calls; latencies in ms."""
     from include.integrator.client import IntegratorClient
 
     url, creds, threads, queries, start_at = args
+    urls = [url] if isinstance(url, str) else list(url)
     lat: list[float] = []
     lock = threading.Lock()
 
     def run(k: int) -> None:
         user, pw, tid, period = creds[k % len(creds)]
         mine: list[float] = []
-        with IntegratorClient(url, user, pw, retries=0, timeout=(10, 60)) as c:
+        with IntegratorClient(urls[k % len(urls)], user, pw, retries=0, timeout=(10, 60)) as c:
             c.month_status(tid, None, period)  # warm the connection
             while time.time() < start_at:  # all processes start together
                 time.sleep(0.001)
@@ -317,7 +342,7 @@ def _status_worker(args: tuple[str, list[tuple[str, str, str, str]], int, int, f
     return lat
 
 
-def status_load(url: str, tenants: list[Tenant], concurrency: int, procs: int, queries: int) -> tuple[list[float], float]:
+def status_load(url: str | list[str], tenants: list[Tenant], concurrency: int, procs: int, queries: int) -> tuple[list[float], float]:
     """Latencies (ms) of concurrency × queries status calls, and the achieved rate (req/s)."""
     creds = [(t.username, t.password, t.taxpayer_id, t.period) for t in tenants]
     procs = max(1, min(procs, concurrency))
@@ -350,6 +375,10 @@ def main(argv: list[str] | None = None) -> BenchResult:
     ap.add_argument("--status-queries", type=int, default=40, help="queries per concurrent client")
     ap.add_argument("--keep", action="store_true", help="keep the service's data dir (printed)")
     ap.add_argument("--quick", action="store_true", help="tiny months, 10×5 status queries (smoke test)")
+    ap.add_argument("--replicas", type=int, default=1,
+                    help="serve processes on one PostgreSQL database and one data directory (>1 needs PostgreSQL)")
+    ap.add_argument("--pg", default="postgresql+psycopg2://postgres@127.0.0.1:5432",
+                    help="PostgreSQL server for --replicas > 1 (a fresh database is created and dropped)")
     a = ap.parse_args(argv or [])
     part_bytes: int | None = int(a.part_mb * _MB)
     if a.quick:
@@ -368,13 +397,21 @@ def main(argv: list[str] | None = None) -> BenchResult:
     certs = out_dir() / f"b5-samples-{tag}" / "pki" / "test-certificates"
     env.update(EDEFTER_TRUSTED_ROOTS=str(certs / "ca.pem"), EDEFTER_GIB_CERTS=str(certs / "gib-seal.pem"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-b5-"))
+    pg_db: str | None = None
     try:
         data = tmp / "data"
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        serve = [sys.executable, "-m", "include.integrator", "serve", "--host", "127.0.0.1", "--port", str(port),
-                 "--data", str(data), "--log-level", "warning"]  # fmt: skip
-        with _process(serve, url + "/health", tmp / "service.log", env):
+        if a.replicas > 1:
+            pg_db = _create_pg_database(a.pg)
+            env["INTEGRATOR_DB_URL"] = f"{a.pg}/{pg_db}"
+        ports = [free_port() for _ in range(max(1, a.replicas))]
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        url = urls[0]
+        stack = contextlib.ExitStack()
+        for i, port in enumerate(ports):
+            serve = [sys.executable, "-m", "include.integrator", "serve", "--host", "127.0.0.1", "--port", str(port),
+                     "--data", str(data), "--log-level", "warning"]  # fmt: skip
+            stack.enter_context(_process(serve, f"http://127.0.0.1:{port}/health", tmp / f"service{i}.log", env))
+        with stack:
             tenants: list[Tenant] = []
             for i, (tid, period, items) in enumerate(samples):
                 user, pw = f"bench{i}", hashlib.sha256(os.urandom(16)).hexdigest()
@@ -390,7 +427,7 @@ def main(argv: list[str] | None = None) -> BenchResult:
                 sink_s1, sink_receipts = upload_all(sink_url, tenants)
                 sink_lat, sink_rate = status_load(sink_url, tenants, a.status_concurrency, a.status_procs,
                                                   a.status_queries)  # fmt: skip
-                svc_s, receipts = upload_all(url, tenants)
+                svc_s, receipts = upload_all(urls, tenants)
                 sink_s2, sink_receipts2 = upload_all(sink_url, tenants)
             sink_s = (sink_s1 + sink_s2) / 2
             sent = {i.name: i.sha256 for t in tenants for i in t.items}
@@ -416,7 +453,7 @@ def main(argv: list[str] | None = None) -> BenchResult:
                 validate_s = time.perf_counter() - t0
                 not_ok = [(f.taxpayer_id, f.status.value, f.message_en) for f in finals if f.status is not BackupStatus.YEDEKLENDI]
 
-                svc_lat, svc_rate = status_load(url, tenants, a.status_concurrency, a.status_procs, a.status_queries)
+                svc_lat, svc_rate = status_load(urls, tenants, a.status_concurrency, a.status_procs, a.status_queries)
 
                 # Nothing lost: list, compare, download + re-hash every object.
                 listed: dict[str, str] = {}
@@ -438,6 +475,8 @@ def main(argv: list[str] | None = None) -> BenchResult:
             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800,
         )  # fmt: skip
     finally:
+        if pg_db is not None:
+            _drop_pg_database(a.pg, pg_db)
         if a.keep:
             print(f"B5 data kept in {tmp}")
         else:
@@ -464,7 +503,8 @@ def main(argv: list[str] | None = None) -> BenchResult:
     result.add("baseline: bare HTTP sink, aggregate (mean of before/after)", sink_mbps, "MB/s")
     result.add("baseline: sink before the service", total / _MB / sink_s1, "MB/s")
     result.add("baseline: sink after the service", total / _MB / sink_s2, "MB/s")
-    result.add("service / sink throughput", mbps / sink_mbps, "×")
+    ratio = mbps / sink_mbps
+    result.add("service / sink throughput", ratio, "×", "≥ 0.6×" if full else None, (ratio >= 0.6) if full else None)
     result.add(f"status p99 at {a.status_concurrency} concurrent", p99, "ms",
                f"≤ {GOAL_P99_MS:g} ms" if full else None, (p99 <= GOAL_P99_MS) if full else None)  # fmt: skip
     result.add("service-side check_zip alone, 1 thread (largest body)", check_mbps, "MB/s")
@@ -472,6 +512,12 @@ def main(argv: list[str] | None = None) -> BenchResult:
     result.add("status throughput", svc_rate, "req/s")
     result.add("baseline: sink status p99", percentile(sink_lat, 99), "ms")
     result.add("baseline: sink status p50", percentile(sink_lat, 50), "ms")
+    p99_ratio = p99 / max(percentile(sink_lat, 99), 1e-9)
+    rate_ratio = svc_rate / max(sink_rate, 1e-9)
+    result.add("status p99 / sink p99", p99_ratio, "×", "≤ 1.5×" if full else None, (p99_ratio <= 1.5) if full else None)
+    result.add("status throughput / sink's", rate_ratio, "×", "≥ 0.5×" if full else None,
+               (rate_ratio >= 0.5) if full else None)  # fmt: skip
+    result.add("baseline: sink status throughput", sink_rate, "req/s")
     result.add("submit → all months final", validate_s, "s")
     result.add("files lost / changed / unexpected", len(lost) + len(changed) + len(extra), "",
                "0", not (lost or changed or extra))  # fmt: skip
@@ -484,7 +530,10 @@ def main(argv: list[str] | None = None) -> BenchResult:
         f"packing={a.packing}; {a.uploaders} taxpayers × {a.parts} part(s) × "
         + ("40 entries (quick)" if a.quick else f"~{a.part_mb:g} MB journal XML")
         + "; "
-        "service = fs storage + SQLite metadata, one uvicorn process; client and server share the machine"
+        + (f"service = {a.replicas} uvicorn processes, fs storage in one data directory, PostgreSQL metadata "
+           "(clients round-robin over the replicas)" if a.replicas > 1 else
+           "service = fs storage + SQLite metadata, one uvicorn process")
+        + "; client and server share the machine"
     )
     if not_ok:
         result.notes.append(f"months not Yedeklendi: {not_ok[:3]}")
