@@ -344,3 +344,10 @@ def test_aggregates_and_memory_stay_bounded_on_a_large_broken_journal() -> None:
         assert got["accounts"] == MAX_ACCOUNTS and got["overflow"]  # nor does the account table
     # 50,000 more broken entries may cost at most a few MB more peak memory
     assert big["growth_kb"] - small["growth_kb"] < 6 * 1024, (small, big)
+
+
+def test_readme_troubleshooting_lists_every_rule_code() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for code, severity in RULE_CODES.items():
+        row = next((ln for ln in readme.splitlines() if ln.startswith(f"| `{code}` ({severity.value})")), None)
+        assert row is not None, code
