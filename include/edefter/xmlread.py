@@ -1058,7 +1058,7 @@ def read_header_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits =
     bytes read (``size``). The facts only the rest of the file can tell are left unset:
     ``signature_value``, ``copied_signature_value`` and ``counter_signature_value`` are
     None, ``signature_count`` and ``entry_header_count`` 0, ``has_counter_signature``
-    False. Other roots (a berat carries its entry count in an entryHeader) and a ledger
+    False, ``entries`` (the entry aggregates) None. Other roots (a berat carries its entry count in an entryHeader) and a ledger
     without any entry are read to the end, with complete facts as from ``read_facts``.
     """
     return _read(source, name, limits, header_only=True)
