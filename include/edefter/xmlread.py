@@ -284,16 +284,16 @@ class _EntryAgg:
         self.in_line = False
         self.lines += 1
         self.e_lines += 1
-        label = self._label()
         amount = _decimal(self.l_amount)
         dc = (self.l_dc or "").upper()
-        ledger = self.root == "defter"
         if (
             amount is None
             or dc not in ("D", "C")
-            or (ledger and (amount <= 0 or amount.as_tuple().exponent < -2))  # type: ignore[operator]
+            or (self.root == "defter" and (amount <= 0 or _too_many_decimals(self.l_amount or "", amount)))
         ):
-            self._offend("invalid_lines", f"{label}/{self.e_lines}: amount={self.l_amount!r} code={self.l_dc!r}")
+            self._offend(
+                "invalid_lines", f"{self._label()}/{self.e_lines}: amount={self.l_amount!r} code={self.l_dc!r}"
+            )
         if amount is not None and dc in ("D", "C"):
             d, c = (amount, Decimal(0)) if dc == "D" else (Decimal(0), amount)
             self.e_d += d
@@ -313,7 +313,7 @@ class _EntryAgg:
             else:
                 ok = n is not None and n == self.e_prev_line_counter + 1
             if not ok:
-                self._offend("line_counter_breaks", f"{label}/{self.l_counter}")
+                self._offend("line_counter_breaks", f"{self._label()}/{self.l_counter}")
             if n is not None:
                 self.e_prev_line_counter = self.prev_line_counter = n
 
@@ -378,6 +378,15 @@ class _EntryAgg:
             accounts=tuple((a, t[0], t[1]) for a, t in sorted(self.accounts.items())),
             accounts_overflow=self.accounts_overflow,
         )
+
+
+def _too_many_decimals(text: str, amount: Decimal) -> bool:
+    """More than 2 decimals (cheap on the plain form "123.45"; exponent forms go through Decimal)."""
+    if "e" in text or "E" in text:
+        exp = amount.as_tuple().exponent
+        return isinstance(exp, int) and exp < -2
+    _, dot, frac = text.strip().partition(".")
+    return bool(dot) and len(frac) > 2
 
 
 def _decimal(text: str | None) -> Decimal | None:
