@@ -108,6 +108,7 @@ _ENTRY_LEAVES = frozenset(
     {_AMOUNT, _DC_CODE, _ACCOUNT_MAIN_ID, _ENTRY_NUMBER, _ENTRY_NUMBER_COUNTER, _LINE_NUMBER_COUNTER,
      _TOTAL_DEBIT, _TOTAL_CREDIT}
 )
+_LINE_SIDE = frozenset({_AMOUNT, _DC_CODE})
 # Bounds of the aggregates: they never grow with the file size.
 MAX_OFFENDERS = 5  # first offenders kept per rule (the count is exact)
 MAX_ACCOUNTS = 2000  # distinct main accounts totalled (Tekdüzen main accounts are 3 digits)
@@ -155,13 +156,15 @@ class EntryAggregates:
     total_credit: Decimal = Decimal(0)
     header_total_debit: Decimal | None = None  # sum of entryHeader/gl-bus:totalDebit (None: never present)
     header_total_credit: Decimal | None = None
-    unbalanced_entries: int = 0  # entries whose D lines do not sum to their C lines
+    unbalanced_entries: int = 0  # ledger entries whose D lines do not sum to their C lines
     first_unbalanced: tuple[str, ...] = ()
     header_total_mismatches: int = 0  # entryHeader totalDebit/totalCredit differ from the lines' sums
     first_header_total_mismatches: tuple[str, ...] = ()
     short_entries: int = 0  # entries with fewer than 2 entryDetail lines
     first_short_entries: tuple[str, ...] = ()
-    invalid_lines: int = 0  # amount not a number (> 0, at most 2 decimals in ledgers) or code not D/C
+    # amount not a number (> 0, at most 2 decimals in ledgers) or code not D/C (debit/credit count as D/C);
+    # an entry with a line lacking a usable amount or code is not judged for balance
+    invalid_lines: int = 0
     first_invalid_lines: tuple[str, ...] = ()
     first_entry_counter: int | None = None  # entryNumberCounter of the first / last entry
     last_entry_counter: int | None = None
@@ -220,6 +223,7 @@ class _EntryAgg:
         self.e_lines = 0
         self.e_accounts: set[str] = set()
         self.e_prev_line_counter: int | None = None
+        self.e_indeterminate = False  # a line without a usable amount or D/C code: no balance verdict
         self.in_entry = False
 
     def _reset_line(self) -> None:
@@ -285,7 +289,9 @@ class _EntryAgg:
         self.lines += 1
         self.e_lines += 1
         amount = _decimal(self.l_amount)
-        dc = (self.l_dc or "").upper()
+        dc = _DC.get((self.l_dc or "").strip().lower(), "")
+        if amount is None or not dc:
+            self.e_indeterminate = True
         if (
             amount is None
             or dc not in ("D", "C")
@@ -294,7 +300,7 @@ class _EntryAgg:
             self._offend(
                 "invalid_lines", f"{self._label()}/{self.e_lines}: amount={self.l_amount!r} code={self.l_dc!r}"
             )
-        if amount is not None and dc in ("D", "C"):
+        if amount is not None and dc:
             d, c = (amount, Decimal(0)) if dc == "D" else (Decimal(0), amount)
             self.e_d += d
             self.e_c += c
@@ -329,7 +335,7 @@ class _EntryAgg:
         if hc is not None:
             self.hdr_c = (self.hdr_c or Decimal(0)) + hc
         if self.root == "defter":
-            if self.e_d != self.e_c:
+            if self.e_d != self.e_c and not self.e_indeterminate:
                 self._offend("unbalanced", f"{label} (D {self.e_d} / C {self.e_c})")
             if self.e_lines < 2:
                 self._offend("short", label)
@@ -378,6 +384,10 @@ class _EntryAgg:
             accounts=tuple((a, t[0], t[1]) for a, t in sorted(self.accounts.items())),
             accounts_overflow=self.accounts_overflow,
         )
+
+
+# gl-gen:debitCreditCodeItemType allows D, C, debit, credit (and "undefined", which is no side).
+_DC = {"d": "D", "debit": "D", "c": "C", "credit": "C"}
 
 
 def _too_many_decimals(text: str, amount: Decimal) -> bool:
@@ -439,6 +449,11 @@ class FileFacts:
                 continue
             out[f.name] = v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Period) else v
         return out
+
+
+def _parent_tag(el: etree._Element) -> object:
+    par = el.getparent()
+    return par.tag if par is not None else None
 
 
 def _norm_label(text: str) -> str:
@@ -599,8 +614,9 @@ class _Collector:
     def event(self, event: str, el: etree._Element) -> None:
         tag = el.tag
         if tag in _ENTRY_LEAVES:
-            # Leaves: their text is complete at "end" (never swept before its end event).
-            if event == "end":
+            # Leaves: their text is complete at "end" (never swept before its end event). An amount
+            # or D/C code counts only as a direct child of entryDetail (not of nested structures).
+            if event == "end" and (tag not in _LINE_SIDE or _parent_tag(el) == _ENTRY_DETAIL):
                 self.agg.leaf(tag, el.text)
             return
         if tag == _ENTRY_DETAIL:

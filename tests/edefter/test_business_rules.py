@@ -351,3 +351,18 @@ def test_readme_troubleshooting_lists_every_rule_code() -> None:
     for code, severity in RULE_CODES.items():
         row = next((ln for ln in readme.splitlines() if ln.startswith(f"| `{code}` ({severity.value})")), None)
         assert row is not None, code
+
+
+def test_schema_allowed_debit_credit_words_pass_and_undefined_is_not_called_unbalanced(two_parts: MonthFiles) -> None:
+    y = two_parts.path("Y", 1)
+
+    def fn(t: etree._ElementTree) -> None:
+        for code in xp(t, "//gl-cor:entryHeader[position() <= 3]/gl-cor:entryDetail/gl-cor:debitCreditCode"):
+            code.text = {"D": "debit", "C": "credit"}[code.text]  # gl-gen:debitCreditCodeItemType allows both
+        xp(t, "//gl-cor:entryHeader[6]/gl-cor:entryDetail[1]/gl-cor:debitCreditCode")[0].text = "undefined"
+
+    mutate(y, fn)
+    r = check(two_parts)
+    assert only(r, "rules.line_invalid").files == (y.name,)
+    assert dict(only(r, "rules.line_invalid").details)["count"] == "1"
+    assert not any(p.code == "rules.entry_unbalanced" for p in r.problems), [str(p) for p in r.problems]
