@@ -52,6 +52,7 @@ RULE_CODES: dict[str, Severity] = {
     "rules.unique_id_gap": Severity.WARNING,
     "rules.berat_totals_mismatch": Severity.WARNING,
     "rules.berat_tax_detail_mismatch": Severity.WARNING,
+    "rules.berat_entry_counter_mismatch": Severity.WARNING,
     "rules.dr_totals_mismatch": Severity.WARNING,
 }
 
@@ -348,6 +349,9 @@ def check_berat_totals(
       those accounts. Source: domain § XML, "a 10-line tax detail (D and C for accounts 191, 391, 600,
       601, 602) unless VERGI_DETAYSIZ"; the equality is inferred: WARNING. Only accounts the berat lists
       are compared (a berat without the detail, VERGI_DETAYSIZ, is not a finding).
+    * YB only: the berat's entryNumberCounter equals the journal part's last entryNumberCounter.
+      Source: inferred from the generator (not in the domain summary): WARNING. Not checked for KB
+      (its counter is the journal's, not the Kebir's own per-account count).
     The entry count (numberOfEntries) is compared by ``consistency.check_berat_ledger``
     (chain.entry_count_mismatch).
     """
@@ -373,6 +377,25 @@ def check_berat_totals(
                 files,
                 f"beratın toplamları defterinkilerle aynı değil: {tr}",
                 f"the berat's totals differ from the ledger's: {en}",
+            )
+        )
+    if (
+        ledger.kind is FileKind.Y
+        and ba.entries == 1
+        and ba.last_entry_counter is not None
+        and la.last_entry_counter is not None
+        and ba.last_entry_counter != la.last_entry_counter
+    ):
+        out.append(
+            _p(
+                "rules.berat_entry_counter_mismatch",
+                files,
+                f"beratın entryNumberCounter değeri {ba.last_entry_counter}, yevmiye parçasının son madde sayacı "
+                f"{la.last_entry_counter}",
+                f"the berat's entryNumberCounter is {ba.last_entry_counter}, the journal part's last entry counter "
+                f"is {la.last_entry_counter}",
+                expected=la.last_entry_counter,
+                found=ba.last_entry_counter,
             )
         )
     if not la.accounts_overflow and ba.accounts:

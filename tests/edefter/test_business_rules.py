@@ -366,3 +366,15 @@ def test_schema_allowed_debit_credit_words_pass_and_undefined_is_not_called_unba
     assert only(r, "rules.line_invalid").files == (y.name,)
     assert dict(only(r, "rules.line_invalid").details)["count"] == "1"
     assert not any(p.code == "rules.entry_unbalanced" for p in r.problems), [str(p) for p in r.problems]
+
+
+def test_journal_berat_entry_counter_must_be_the_parts_last(two_parts: MonthFiles) -> None:
+    yb = two_parts.path("YB", 1)
+
+    def fn(t: etree._ElementTree) -> None:
+        xp(t, "//gl-cor:entryHeader/gl-cor:entryNumberCounter")[0].text = "999"
+
+    mutate(yb, fn)
+    p = only(check(two_parts), "rules.berat_entry_counter_mismatch")
+    assert p.files == (two_parts.path("Y", 1).name, yb.name)
+    assert dict(p.details) == {"expected": str(two_parts.parts[0].last_entry_number), "found": "999"}
