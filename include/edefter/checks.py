@@ -209,6 +209,9 @@ def validate_month(
     cleanly is validated against GİB's ``edefter.xsd`` (``schema.invalid`` with the
     first errors, their lines and the count); without a usable schema directory the
     report carries ``schema.skipped`` (a warning, an error when required).
+    GİB's business rules the schema cannot express (``include.edefter.rules``: entry balance,
+    counters, uniqueID, period in the fiscal year, berat and DR totals) run on the facts each file's
+    single streaming read aggregated (``rules.*`` codes).
     """
     problems: list[Problem] = []
     if not files:
