@@ -19,6 +19,12 @@ from include.edefter.consistency import check_berat_ledger, check_gib_berat, che
 from include.edefter.ledger_set import LedgerSet, SetKey, build_set
 from include.edefter.naming import EDefterName
 from include.edefter.problems import Problem, Severity
+from include.edefter.rules import (
+    check_berat_totals,
+    check_dr_totals,
+    check_file_rules,
+    check_parts_continuity,
+)
 from include.edefter.settings import XmlLimits
 from include.edefter.status import EDefterStatus
 from include.edefter.xmlread import FileFacts, XmlReadError, read_facts
@@ -160,6 +166,30 @@ def _schema_check(validator: XsdValidator, name: EDefterName, opener: Opener, *,
         ]
 
 
+def _month_rules(ledger_set: LedgerSet, facts: Mapping[EDefterName, FileFacts]) -> list[Problem]:
+    """Business rules across the parts of the month and the DR (include/edefter/rules.py)."""
+    out: list[Problem] = []
+    journals: list[tuple[EDefterName, FileFacts]] = []
+    all_journals_read = True
+    for code in ("Y", "K"):
+        parts: list[tuple[EDefterName, FileFacts]] = []
+        for part in ledger_set.parts:
+            n = ledger_set.file(code, part)
+            f = facts.get(n) if n else None
+            if n and f and f.root == "defter":
+                parts.append((n, f))
+            elif code == "Y":
+                all_journals_read = False
+        out.extend(check_parts_continuity(parts))
+        if code == "Y":
+            journals = parts
+    dr = ledger_set.file("DR", 0)
+    df = facts.get(dr) if dr else None
+    if dr and df and df.root == "defterraporu" and all_journals_read:
+        out.extend(check_dr_totals(dr, df, journals))
+    return out
+
+
 def validate_month(
     files: Sequence[tuple[EDefterName, Opener]],
     *,
@@ -179,6 +209,9 @@ def validate_month(
     cleanly is validated against GİB's ``edefter.xsd`` (``schema.invalid`` with the
     first errors, their lines and the count); without a usable schema directory the
     report carries ``schema.skipped`` (a warning, an error when required).
+    GİB's business rules the schema cannot express (``include.edefter.rules``: entry balance,
+    counters, uniqueID, period in the fiscal year, berat and DR totals) run on the facts each file's
+    single streaming read aggregated (``rules.*`` codes).
     """
     problems: list[Problem] = []
     if not files:
@@ -230,6 +263,8 @@ def validate_month(
         facts[n] = got
         per_file = check_name_content(n, got)
         problems.extend(per_file)
+        # GİB's business rules the XSD cannot express (include/edefter/rules.py), on the streamed facts.
+        problems.extend(check_file_rules(n, got))
         if validator is not None:
             problems.extend(_schema_check(validator, n, openers[n], required=schema != "auto"))
         for check in extra_file_checks:
@@ -259,8 +294,11 @@ def validate_month(
                 for b, f in ((berat, bf), (gib, gf)):
                     if b and f and f.root == "berat" and lf.root == "defter":
                         problems.extend(check_berat_ledger(ledger, lf, b, f))
+                        problems.extend(check_berat_totals(ledger, lf, b, f))
             if berat and bf and gib and gf and bf.root == "berat" and gf.root == "berat":
                 problems.extend(check_gib_berat(berat, bf, gib, gf))
+
+    problems.extend(_month_rules(ledger_set, facts))
 
     return MonthReport(
         key=key,

@@ -25,6 +25,7 @@ from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,6 +37,7 @@ from include.edefter.settings import XmlLimits
 
 __all__ = [
     "NS",
+    "EntryAggregates",
     "FileFacts",
     "XmlReadError",
     "read_facts",
@@ -92,6 +94,24 @@ _FISCAL_FIELDS = {
     _q("gl-bus", "fiscalYearEnd"): "fiscal_year_end",
 }
 _ENTRY_COUNTER = _q("gl-bus", "numberOfEntries")
+# Entry-level facts for the business rules (include/edefter/rules.py), aggregated while streaming.
+_ENTRY_DETAIL = _q("gl-cor", "entryDetail")
+_AMOUNT = _q("gl-cor", "amount")
+_DC_CODE = _q("gl-cor", "debitCreditCode")
+_ACCOUNT_MAIN_ID = _q("gl-cor", "accountMainID")
+_ENTRY_NUMBER = _q("gl-cor", "entryNumber")
+_ENTRY_NUMBER_COUNTER = _q("gl-cor", "entryNumberCounter")
+_LINE_NUMBER_COUNTER = _q("gl-cor", "lineNumberCounter")
+_TOTAL_DEBIT = _q("gl-bus", "totalDebit")
+_TOTAL_CREDIT = _q("gl-bus", "totalCredit")
+_ENTRY_LEAVES = frozenset(
+    {_AMOUNT, _DC_CODE, _ACCOUNT_MAIN_ID, _ENTRY_NUMBER, _ENTRY_NUMBER_COUNTER, _LINE_NUMBER_COUNTER,
+     _TOTAL_DEBIT, _TOTAL_CREDIT}
+)
+_LINE_SIDE = frozenset({_AMOUNT, _DC_CODE})
+# Bounds of the aggregates: they never grow with the file size.
+MAX_OFFENDERS = 5  # first offenders kept per rule (the count is exact)
+MAX_ACCOUNTS = 2000  # distinct main accounts totalled (Tekdüzen main accounts are 3 digits)
 
 _WS = re.compile(rb"\s+")
 # libxml2's wording for entity trouble (not tag names such as entityInformation).
@@ -118,6 +138,275 @@ class XmlReadError(Exception):
 
     def to_problem(self) -> Problem:
         return Problem(self.rule, (self.name,), self.message_tr, self.message_en)
+
+
+@dataclass(frozen=True)
+class EntryAggregates:
+    """Compact aggregates over a file's gl-cor:entryHeader/entryDetail elements, built while streaming.
+
+    Sizes are bounded whatever the file size: counts and totals are exact; offender lists keep the
+    first ``MAX_OFFENDERS``; per-account totals keep at most ``MAX_ACCOUNTS`` main accounts
+    (``accounts_overflow`` says when more were seen). Amounts are ``Decimal`` (never float).
+    Entries are labelled by entryNumberCounter, else entryNumber, else their ordinal ("#n").
+    """
+
+    entries: int = 0
+    lines: int = 0
+    total_debit: Decimal = Decimal(0)  # sum of gl-cor:amount with debitCreditCode D
+    total_credit: Decimal = Decimal(0)
+    header_total_debit: Decimal | None = None  # sum of entryHeader/gl-bus:totalDebit (None: never present)
+    header_total_credit: Decimal | None = None
+    unbalanced_entries: int = 0  # ledger entries whose D lines do not sum to their C lines
+    first_unbalanced: tuple[str, ...] = ()
+    header_total_mismatches: int = 0  # entryHeader totalDebit/totalCredit differ from the lines' sums
+    first_header_total_mismatches: tuple[str, ...] = ()
+    short_entries: int = 0  # entries with fewer than 2 entryDetail lines
+    first_short_entries: tuple[str, ...] = ()
+    # amount not a number (> 0, at most 2 decimals in ledgers) or code not D/C (debit/credit count as D/C);
+    # an entry with a line lacking a usable amount or code is not judged for balance
+    invalid_lines: int = 0
+    first_invalid_lines: tuple[str, ...] = ()
+    first_entry_counter: int | None = None  # entryNumberCounter of the first / last entry
+    last_entry_counter: int | None = None
+    entry_counter_breaks: int = 0  # entryNumberCounter not previous + 1 (or not an integer)
+    first_entry_counter_breaks: tuple[str, ...] = ()
+    line_counter_breaks: int = 0  # lineNumberCounter neither restarting at 1 nor previous + 1
+    first_line_counter_breaks: tuple[str, ...] = ()
+    accounts: tuple[tuple[str, Decimal, Decimal], ...] = ()  # (accountMainID, debit, credit), sorted
+    accounts_overflow: bool = False
+
+    def account_totals(self) -> dict[str, tuple[Decimal, Decimal]]:
+        return {a: (d, c) for a, d, c in self.accounts}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Decimal):
+                v = str(v)
+            elif f.name == "accounts":
+                v = [[a, str(d), str(c)] for a, d, c in v]
+            elif isinstance(v, tuple):
+                v = list(v)
+            out[f.name] = v
+        return out
+
+
+class _EntryAgg:
+    """Mutable state behind ``EntryAggregates`` (one per file; O(1) memory per event)."""
+
+    def __init__(self) -> None:
+        self.root: str | None = None
+        self.entries = 0
+        self.lines = 0
+        self.total_d = Decimal(0)
+        self.total_c = Decimal(0)
+        self.hdr_d: Decimal | None = None
+        self.hdr_c: Decimal | None = None
+        self.counts: dict[str, int] = {}
+        self.firsts: dict[str, list[str]] = {}
+        self.first_counter: int | None = None
+        self.last_counter: int | None = None
+        self.prev_line_counter: int | None = None
+        self.accounts: dict[str, list[Decimal]] = {}
+        self.accounts_overflow = False
+        self._reset_entry()
+        self._reset_line()
+
+    def _reset_entry(self) -> None:
+        self.e_number: str | None = None
+        self.e_counter: str | None = None
+        self.e_total_d: str | None = None
+        self.e_total_c: str | None = None
+        self.e_d = Decimal(0)
+        self.e_c = Decimal(0)
+        self.e_lines = 0
+        self.e_accounts: set[str] = set()
+        self.e_prev_line_counter: int | None = None
+        self.e_indeterminate = False  # a line without a usable amount or D/C code: no balance verdict
+        self.in_entry = False
+
+    def _reset_line(self) -> None:
+        self.l_amount: str | None = None
+        self.l_dc: str | None = None
+        self.l_account: str | None = None
+        self.l_counter: str | None = None
+        self.in_line = False
+
+    def _offend(self, rule: str, label: str) -> None:
+        self.counts[rule] = self.counts.get(rule, 0) + 1
+        first = self.firsts.setdefault(rule, [])
+        if len(first) < MAX_OFFENDERS:
+            first.append(label)
+
+    def _label(self) -> str:
+        return (self.e_counter or self.e_number or f"#{self.entries}").strip()[:40]
+
+    def _add_account(self, account: str, d: Decimal, c: Decimal) -> None:
+        tot = self.accounts.get(account)
+        if tot is None:
+            if len(self.accounts) >= MAX_ACCOUNTS:
+                self.accounts_overflow = True
+                return
+            tot = self.accounts[account] = [Decimal(0), Decimal(0)]
+        tot[0] += d
+        tot[1] += c
+
+    def leaf(self, tag: str, text: str | None) -> None:
+        value = (text or "").strip()
+        if self.in_line:
+            if tag == _AMOUNT:
+                self.l_amount = value
+            elif tag == _DC_CODE:
+                self.l_dc = value
+            elif tag == _ACCOUNT_MAIN_ID:
+                self.l_account = value
+            elif tag == _LINE_NUMBER_COUNTER:
+                self.l_counter = value
+        elif self.in_entry:
+            if tag == _ENTRY_NUMBER_COUNTER:
+                self.e_counter = value
+            elif tag == _ENTRY_NUMBER:
+                self.e_number = value
+            elif tag == _TOTAL_DEBIT:
+                self.e_total_d = value
+            elif tag == _TOTAL_CREDIT:
+                self.e_total_c = value
+
+    def start_entry(self) -> None:
+        self._reset_entry()
+        self.in_entry = True
+        self.entries += 1
+
+    def start_line(self) -> None:
+        self._reset_line()
+        self.in_line = True
+
+    def end_line(self) -> None:
+        if not self.in_line:
+            return
+        self.in_line = False
+        self.lines += 1
+        self.e_lines += 1
+        amount = _decimal(self.l_amount)
+        dc = _DC.get((self.l_dc or "").strip().lower(), "")
+        if amount is None or not dc:
+            self.e_indeterminate = True
+        if (
+            amount is None
+            or dc not in ("D", "C")
+            or (self.root == "defter" and (amount <= 0 or _too_many_decimals(self.l_amount or "", amount)))
+        ):
+            self._offend(
+                "invalid_lines", f"{self._label()}/{self.e_lines}: amount={self.l_amount!r} code={self.l_dc!r}"
+            )
+        if amount is not None and dc:
+            d, c = (amount, Decimal(0)) if dc == "D" else (Decimal(0), amount)
+            self.e_d += d
+            self.e_c += c
+            self.total_d += d
+            self.total_c += c
+            if self.l_account:
+                self.e_accounts.add(self.l_account)
+                if self.root != "defterraporu":
+                    self._add_account(self.l_account, d, c)
+        # lineNumberCounter: the first line of an entry restarts at 1 or continues the file's count;
+        # every other line is the previous one + 1 (both conventions are seen; see rules.py).
+        if self.l_counter is not None:
+            n = int(self.l_counter) if self.l_counter.isdigit() else None
+            if self.e_prev_line_counter is None:
+                ok = n is not None and (n == 1 or (self.prev_line_counter is not None and n == self.prev_line_counter + 1))
+            else:
+                ok = n is not None and n == self.e_prev_line_counter + 1
+            if not ok:
+                self._offend("line_counter_breaks", f"{self._label()}/{self.l_counter}")
+            if n is not None:
+                self.e_prev_line_counter = self.prev_line_counter = n
+
+    def end_entry(self) -> None:
+        if not self.in_entry:
+            return
+        self.end_line()
+        self.in_entry = False
+        label = self._label()
+        hd, hc = _decimal(self.e_total_d), _decimal(self.e_total_c)
+        if hd is not None:
+            self.hdr_d = (self.hdr_d or Decimal(0)) + hd
+        if hc is not None:
+            self.hdr_c = (self.hdr_c or Decimal(0)) + hc
+        if self.root == "defter":
+            if self.e_d != self.e_c and not self.e_indeterminate:
+                self._offend("unbalanced", f"{label} (D {self.e_d} / C {self.e_c})")
+            if self.e_lines < 2:
+                self._offend("short", label)
+            if (hd is not None and hd != self.e_d) or (hc is not None and hc != self.e_c):
+                self._offend("header_totals", f"{label} (totalDebit {self.e_total_d} / totalCredit {self.e_total_c}; "
+                             f"lines D {self.e_d} / C {self.e_c})")
+        elif self.root == "defterraporu" and len(self.e_accounts) == 1:
+            self._add_account(next(iter(self.e_accounts)), hd or Decimal(0), hc or Decimal(0))
+        if self.e_counter is not None:
+            n = int(self.e_counter) if self.e_counter.isdigit() else None
+            if n is None or (self.last_counter is not None and n != self.last_counter + 1):
+                self._offend("entry_counter_breaks", f"{self.last_counter} -> {self.e_counter}")
+            if n is not None:
+                if self.first_counter is None:
+                    self.first_counter = n
+                self.last_counter = n
+
+    def result(self) -> EntryAggregates:
+        def n(rule: str) -> int:
+            return self.counts.get(rule, 0)
+
+        def f(rule: str) -> tuple[str, ...]:
+            return tuple(self.firsts.get(rule, ()))
+
+        return EntryAggregates(
+            entries=self.entries,
+            lines=self.lines,
+            total_debit=self.total_d,
+            total_credit=self.total_c,
+            header_total_debit=self.hdr_d,
+            header_total_credit=self.hdr_c,
+            unbalanced_entries=n("unbalanced"),
+            first_unbalanced=f("unbalanced"),
+            header_total_mismatches=n("header_totals"),
+            first_header_total_mismatches=f("header_totals"),
+            short_entries=n("short"),
+            first_short_entries=f("short"),
+            invalid_lines=n("invalid_lines"),
+            first_invalid_lines=f("invalid_lines"),
+            first_entry_counter=self.first_counter,
+            last_entry_counter=self.last_counter,
+            entry_counter_breaks=n("entry_counter_breaks"),
+            first_entry_counter_breaks=f("entry_counter_breaks"),
+            line_counter_breaks=n("line_counter_breaks"),
+            first_line_counter_breaks=f("line_counter_breaks"),
+            accounts=tuple((a, t[0], t[1]) for a, t in sorted(self.accounts.items())),
+            accounts_overflow=self.accounts_overflow,
+        )
+
+
+# gl-gen:debitCreditCodeItemType allows D, C, debit, credit (and "undefined", which is no side).
+_DC = {"d": "D", "debit": "D", "c": "C", "credit": "C"}
+
+
+def _too_many_decimals(text: str, amount: Decimal) -> bool:
+    """More than 2 decimals (cheap on the plain form "123.45"; exponent forms go through Decimal)."""
+    if "e" in text or "E" in text:
+        exp = amount.as_tuple().exponent
+        return isinstance(exp, int) and exp < -2
+    _, dot, frac = text.strip().partition(".")
+    return bool(dot) and len(frac) > 2
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    if not text or len(text) > 40:
+        return None
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() else None
 
 
 @dataclass(frozen=True)
@@ -148,13 +437,23 @@ class FileFacts:
     has_counter_signature: bool = False  # xades:CounterSignature present
     counter_signature_value: str | None = None
     size: int = 0  # XML bytes read
+    # Aggregates over the entries (ledgers, berats, DR); None from read_header_facts.
+    entries: EntryAggregates | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
+            if isinstance(v, EntryAggregates):
+                out[f.name] = v.to_dict()
+                continue
             out[f.name] = v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Period) else v
         return out
+
+
+def _parent_tag(el: etree._Element) -> object:
+    par = el.getparent()
+    return par.tag if par is not None else None
 
 
 def _norm_label(text: str) -> str:
@@ -213,6 +512,8 @@ _FACT_TAGS = (
     *_DOCINFO_FIELDS,
     *_FISCAL_FIELDS,
     _ENTRY_COUNTER,
+    _ENTRY_DETAIL,
+    *_ENTRY_LEAVES,
 )
 
 
@@ -267,6 +568,7 @@ class _Collector:
         self.signature_count = 0
         self.entry_header_count = 0
         self.org: dict[str, str] = {}
+        self.agg = _EntryAgg()
         # The open path at the previous sweep: the only elements whose text may have
         # grown over more than one chunk (see sweep).
         self.prev_path: list[etree._Element] = []
@@ -307,12 +609,26 @@ class _Collector:
             )
         self.root = kind
         self.root_el = el
+        self.agg.root = kind
 
     def event(self, event: str, el: etree._Element) -> None:
         tag = el.tag
+        if tag in _ENTRY_LEAVES:
+            # Leaves: their text is complete at "end" (never swept before its end event). An amount
+            # or D/C code counts only as a direct child of entryDetail (not of nested structures).
+            if event == "end" and (tag not in _LINE_SIDE or _parent_tag(el) == _ENTRY_DETAIL):
+                self.agg.leaf(tag, el.text)
+            return
+        if tag == _ENTRY_DETAIL:
+            if event == "start":
+                self.agg.start_line()
+            else:
+                self.agg.end_line()
+            return
         if event == "start":
             if tag == _ENTRY_HEADER:
                 self.entry_header_count += 1
+                self.agg.start_entry()
             elif tag == _DS_SIGNATURE:
                 self.signature_count += 1
             elif tag in _COUNTER_SIGNATURES:
@@ -324,7 +640,10 @@ class _Collector:
             elif tag == _ORG_IDS:
                 self.org = {}
             return
-        if tag == _ENTRY_HEADER or tag in _ROOTS:
+        if tag == _ENTRY_HEADER:
+            self.agg.end_entry()
+            return
+        if tag in _ROOTS:
             return
         par = el.getparent()
         parent = par.tag if par is not None else None
@@ -404,6 +723,7 @@ class _Collector:
             has_counter_signature=bool(v.get("has_counter_signature")),
             counter_signature_value=v.get("counter_signature_value"),
             size=size,
+            entries=self.agg.result(),
         )
 
     def sweep(self, fed: int) -> None:
@@ -672,6 +992,7 @@ def _read(source: Path | BinaryIO, name: str, limits: XmlLimits, header_only: bo
             signature_count=0,
             has_counter_signature=False,
             counter_signature_value=None,
+            entries=None,
         )
 
     with _as_stream(source, name) as stream:
@@ -762,7 +1083,7 @@ def read_header_facts(source: Path | BinaryIO, *, name: str, limits: XmlLimits =
     bytes read (``size``). The facts only the rest of the file can tell are left unset:
     ``signature_value``, ``copied_signature_value`` and ``counter_signature_value`` are
     None, ``signature_count`` and ``entry_header_count`` 0, ``has_counter_signature``
-    False. Other roots (a berat carries its entry count in an entryHeader) and a ledger
+    False, ``entries`` (the entry aggregates) None. Other roots (a berat carries its entry count in an entryHeader) and a ledger
     without any entry are read to the end, with complete facts as from ``read_facts``.
     """
     return _read(source, name, limits, header_only=True)

@@ -93,6 +93,9 @@ class Tuning:
     # Months wait on their berats for up to ~4.5 months, so a year of backfill must fit.
     max_active_runs: int = 12
     owner: str = "muhasebe"
+    # true: a skipped XSD validation (no usable GİB schema package, ``schema.skipped``) blocks the
+    # backup in verify; false (default): it is a warning and the backup goes on.
+    require_schema: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ _TUNING_KEYS = {
     "max_retry_delay_seconds",
     "max_active_runs",
     "owner",
+    "require_schema",
 }
 _DEFAULT_KEYS = _TUNING_KEYS | {"alerts", "taxpayer_type"}
 _COMPANY_KEYS = _DEFAULT_KEYS | {
@@ -533,6 +537,16 @@ def _tuning(cid: str | None, prefix: str, raw: dict[str, Any], base: Tuning) -> 
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(cid, f"{prefix}{key}", "must be non-empty text", "boş olmayan metin olmalı")
             values[key] = value.strip()
+            continue
+        if key == "require_schema":
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    cid,
+                    f"{prefix}{key}",
+                    f"must be true or false, got {value!r}",
+                    f"true veya false olmalı, {value!r} bulundu",
+                )
+            values[key] = value
             continue
         if key == "berat_timeout_seconds" and value is None:
             values[key] = None

@@ -320,7 +320,8 @@ def verify_month(unit: BackupUnit, period: Period, client_factory: ClientFactory
     scan, disc, ledger_set = _scan(unit, period)
     pins = _Pins()
     inputs = [(n, pins.wrap(n, op)) for n, op in disc.month_inputs(ledger_set)]
-    report = validate_month(inputs, expected=ledger_set.key, require_approved=True, extra_file_checks=file_checks())
+    report = validate_month(inputs, expected=ledger_set.key, require_approved=True, extra_file_checks=file_checks(),
+                            schema="require" if unit.tuning.require_schema else "auto")
     problems: list[Problem] = list(report.errors) + [
         p for p in disc.problems_for(ledger_set) if p.severity.value == "error"
     ]

@@ -168,3 +168,51 @@ def test_repo_configs_are_valid() -> None:
     default = load_config(PROJECT_ROOT / "include/config/companies.yaml")
     example = load_config(PROJECT_ROOT / "include/config/companies.example.yaml")
     assert default.units and example.units
+
+
+def test_require_schema_defaults_false_inherits_and_overrides() -> None:
+    cfg = parse_config(copy.deepcopy(GOOD))
+    assert all(u.tuning.require_schema is False for u in cfg.units)
+    data = copy.deepcopy(GOOD)
+    data["defaults"]["require_schema"] = True
+    data["companies"][1]["require_schema"] = False
+    cfg = parse_config(data)
+    assert cfg.unit("edefter_yedekleme_9876543210_0001").tuning.require_schema is True  # from defaults
+    assert cfg.unit("edefter_yedekleme_1234567801").tuning.require_schema is False  # company override
+
+
+@pytest.mark.parametrize("value", ["evet", 1, None, "true"])
+def test_require_schema_must_be_a_boolean(value: object) -> None:
+    err = _broken(_set(["companies", 1, "require_schema"], value))
+    assert err.company == "ornek-ticaret" and err.field == "require_schema"
+    assert "true or false" in str(err) and "true veya false" in str(err)
+
+
+def test_require_schema_makes_a_skipped_schema_block_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify_month passes schema="require" only when the unit's require_schema is true."""
+    import include.edefter.checks as checks
+    from include.pipeline import tasks
+
+    seen: list[object] = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_validate_month(*_a: object, **kw: object) -> None:
+        seen.append(kw.get("schema"))
+        raise Stop
+
+    class FakeDisc:
+        def month_inputs(self, _ls: object) -> list[object]:
+            return []
+
+    monkeypatch.setattr(checks, "validate_month", fake_validate_month)
+    monkeypatch.setattr(tasks, "_scan", lambda unit, period: (None, FakeDisc(), type("LS", (), {"key": None})()))
+    monkeypatch.setattr(tasks, "file_checks", lambda: ())
+    for flag, want in ((True, "require"), (False, "auto")):
+        data = copy.deepcopy(GOOD)
+        data["companies"][1]["require_schema"] = flag
+        unit = parse_config(data).unit("edefter_yedekleme_1234567801")
+        with pytest.raises(Stop):
+            tasks.verify_month(unit, Period(2025, 3))
+        assert seen[-1] == want
