@@ -19,7 +19,7 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
 from include.pipeline.config import BackupUnit, PipelineConfig, load_config
-from include.pipeline.notifiers import EDefterAlertNotifier
+from include.pipeline.notifiers import EDefterAlertNotifier, record_failure_reason
 from include.pipeline.sensors import WaitForApprovedBeratsSensor, WaitForBackupConfirmationSensor
 
 __all__ = ["TASK_IDS", "build_dag", "build_dags", "unit_info"]
@@ -157,7 +157,8 @@ def build_dag(unit: BackupUnit, shared: _ParseShared | None = None) -> DAG:
         default_args["queue"] = unit.queue
     # Task-level, not DAG-level: DAG-level notifiers crash under dag.test (apache/airflow#64649).
     # Passed per operator rather than in default_args, which Airflow deep-copies for every task.
-    cb: dict[str, Any] = {"on_failure_callback": [notifier]}
+    # record_failure_reason first: the status table reads the reason from the XCom it pushes.
+    cb: dict[str, Any] = {"on_failure_callback": [record_failure_reason, notifier]}
     schedule: Any = shared.monthly if unit.automatic else None
     start = pendulum.datetime(unit.start_month.year, unit.start_month.month, 1, tz=TIMEZONE)
     tags = ["e-defter", "yedekleme", unit.company_id, "otomatik" if unit.automatic else "elle"]
