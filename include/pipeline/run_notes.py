@@ -33,10 +33,26 @@ def month_note(dag_run: Any) -> str | None:
 
 
 def _name(dag_run: Any) -> None:
+    """Add the month note in the session that holds the run (committed with the caller's state change).
+
+    The scheduler passes a run bound to its session; ``dag.test`` may pass a detached one, whose
+    note then goes into the thread's scoped session, which ``dag.test`` commits right after. Never
+    a session of our own: it would wait on the caller's row locks (SQLite's single writer)."""
     try:
         note = month_note(dag_run)
-        if note and not dag_run.note:
-            dag_run.note = note
+        run_pk = getattr(dag_run, "id", None)
+        if not note or run_pk is None:
+            return
+        from airflow import settings
+        from airflow.models.dagrun import DagRunNote
+        from sqlalchemy.orm import object_session
+
+        session = object_session(dag_run) or settings.Session()
+        if session.get(DagRunNote, run_pk) is not None:
+            return  # a note already exists (perhaps a user's): keep it
+        row = DagRunNote(content=note)
+        row.dag_run_id = run_pk
+        session.add(row)
     except Exception:
         log.warning("could not set the month note of %s", getattr(dag_run, "run_id", "?"), exc_info=True)
 
