@@ -405,6 +405,17 @@ def test_archive_first_a_backed_up_month_whose_files_are_gone_is_not_waited_for(
     again = env.run(DAG, Period(2025, 3))
     again.assert_states(**dict.fromkeys(ALL_OK, "skipped"))
     assert env.integrator.stored(TAX) == archived
+    # The status table still lists the month (it has runs) and says where its files are.
+    from include.pipeline.config import load_config
+    from include.pipeline.status import ARCHIVED_NOT_IN_FOLDER, airflow_run_lookup, hook_lookup, month_rows
+    from include.pipeline.ui import collect_rows, row_to_json
+
+    (row,) = month_rows(load_config(env.config_path()), hook_lookup, run_lookup=airflow_run_lookup)
+    assert (row.month, row.edefter_status, row.backup_status) == (Period(2025, 3), ARCHIVED_NOT_IN_FOLDER, "Yedeklendi")
+    assert row.run_id == again.dag_run.run_id and row.files == 0
+    (page_row,) = collect_rows(load_config(env.config_path()), run_lookup=airflow_run_lookup)
+    assert row_to_json(page_row)["edefter_status_text"] == "Arşivde — klasörde yok"
+    assert _note_of(again) == "Mart-2025"
 
 
 def _note_of(result: RunResult) -> str | None:
