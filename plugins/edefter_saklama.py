@@ -4,7 +4,8 @@ Airflow imports this file in every process (scheduler, workers, dag-processor, `
 imports nothing but Airflow's plugin base: the FastAPI app is built on the first request to the
 page, inside the api-server only. An import problem in the project (e.g. PYTHONPATH without the
 project root) then shows on the page as a 500 with the reason instead of breaking every DAG
-parse and test run.
+parse and test run. The one listener (include.pipeline.run_notes: stdlib and Airflow's hookimpl
+only at import) names each backup run's month in its note.
 """
 
 from __future__ import annotations
@@ -17,6 +18,17 @@ from typing import Any
 from airflow.plugins_manager import AirflowPlugin
 
 log = logging.getLogger(__name__)
+
+
+def _listeners() -> list[Any]:
+    """The run-notes listener (each backup run's note names its month); none if the project is not importable."""
+    try:
+        from include.pipeline.run_notes import run_notes
+    except ImportError as exc:
+        log.warning("e-Defter run notes disabled (include.pipeline not importable): %s", exc)
+        return []
+    return [run_notes]
+
 
 URL_PREFIX = "/edefter-saklama"
 
@@ -68,6 +80,7 @@ class LazyPageApp:
 
 class EDefterSaklamaPlugin(AirflowPlugin):
     name = "edefter_saklama"
+    listeners = _listeners()
     fastapi_apps = [{"app": LazyPageApp(), "url_prefix": URL_PREFIX, "name": "e-Defter Saklama"}]
     external_views = [
         {

@@ -19,7 +19,7 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
 from include.pipeline.config import BackupUnit, PipelineConfig, load_config
-from include.pipeline.notifiers import EDefterAlertNotifier
+from include.pipeline.notifiers import EDefterAlertNotifier, record_failure_reason
 from include.pipeline.sensors import WaitForApprovedBeratsSensor, WaitForBackupConfirmationSensor
 
 __all__ = ["TASK_IDS", "build_dag", "build_dags", "unit_info"]
@@ -70,6 +70,9 @@ def _doc_md(unit: BackupUnit) -> str:
 Adımlar: onaylı beratları bekle → doğrula (SHA-256 sabitlenir) → paketle ve entegratöre yükle
 → entegratör onayını bekle ("Yedeklendi" / "Yedeklenemedi") → kayıt bilgisini yaz.
 
+Her çalıştırmanın notu yedeklediği ayı gösterir (örn. "Nisan-2026"); başarısız bir adım, nedenini
+"e-Defter Saklama" sayfasında "Yedeklenemedi" olarak gösterir.
+
 Tek ay için: `airflow dags trigger {unit.dag_id} --conf '{{"month": "2025-03"}}'`
 Geçmiş aylar: `airflow backfill create --dag-id {unit.dag_id} --from-date 2025-01-01 --to-date 2025-06-30`
 
@@ -79,7 +82,8 @@ Geçmiş aylar: `airflow backfill create --dag-id {unit.dag_id} --from-date 2025
 from `{unit.folder}` (read-only) to the integrator account of Connection `{unit.integrator_conn_id}`.
 {mode_en} Steps: wait for GİB-approved berats → verify (and pin each file's SHA-256) → upload (one
 deterministic zip per file, re-hashed against the pins, then the set with its manifest) → wait for the
-integrator's verdict → record the evidence in the archive. One month on demand:
+integrator's verdict → record the evidence in the archive. Each run's note names the month it backs
+up ("Nisan-2026"); a failed step shows as "Yedeklenemedi" with its reason on the e-Defter Saklama page. One month on demand:
 trigger with conf `{{"month": "YYYY-MM"}}`; past months: `airflow backfill create`.
 """
 
@@ -157,7 +161,8 @@ def build_dag(unit: BackupUnit, shared: _ParseShared | None = None) -> DAG:
         default_args["queue"] = unit.queue
     # Task-level, not DAG-level: DAG-level notifiers crash under dag.test (apache/airflow#64649).
     # Passed per operator rather than in default_args, which Airflow deep-copies for every task.
-    cb: dict[str, Any] = {"on_failure_callback": [notifier]}
+    # record_failure_reason first: the status table reads the reason from the XCom it pushes.
+    cb: dict[str, Any] = {"on_failure_callback": [record_failure_reason, notifier]}
     schedule: Any = shared.monthly if unit.automatic else None
     start = pendulum.datetime(unit.start_month.year, unit.start_month.month, 1, tz=TIMEZONE)
     tags = ["e-defter", "yedekleme", unit.company_id, "otomatik" if unit.automatic else "elle"]

@@ -43,6 +43,7 @@ from typing import Any
 
 from include.edefter.naming import Period
 from include.edefter.status import BackupStatus, EDefterStatus
+from include.pipeline.status import RunInfo, StatusRow
 
 __all__ = [
     "DemoCompany",
@@ -258,32 +259,11 @@ def backfill_window(first: Period, last: Period) -> tuple[str, str]:
 
 
 def month_of_run(run: Mapping[str, Any]) -> Period | None:
-    """Which month a DAG run backs up: conf["month"] when given, else its data interval start (Istanbul)."""
-    conf = run.get("conf") or {}
-    month = conf.get("month") if isinstance(conf, dict) else None
-    if isinstance(month, str) and len(month) == 7 and month[4] == "-":
-        return Period(int(month[:4]), int(month[5:]))
-    start = run.get("data_interval_start") or run.get("logical_date")
-    if not start:
-        return None
-    import pendulum
+    """Which month a DAG run (REST API JSON) backs up: conf["month"] when given, else its data
+    interval start (Istanbul); the same rule as the status table's (status.month_of_run)."""
+    from include.pipeline.status import month_of_run as month_of
 
-    local = pendulum.parse(start).in_timezone(ISTANBUL)
-    return Period(local.year, local.month)
-
-
-@dataclass(frozen=True)
-class StatusRow:
-    company: str
-    branch: str | None
-    month: Period
-    edefter_status: str
-    backup_status: str
-    message: str = ""
-    taxpayer_id: str = ""
-
-    def key(self) -> tuple[str, str | None, Period]:
-        return (self.taxpayer_id, self.branch, self.month)
+    return month_of(run.get("conf") or {}, run.get("data_interval_start") or run.get("logical_date"))
 
 
 def _width(text: str) -> int:
@@ -806,6 +786,18 @@ class AirflowApi:
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return list(self.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100}).get("dag_runs", []))
 
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        data = self.request("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances")
+        return {ti["task_id"]: str(ti.get("state")) for ti in data.get("task_instances", [])}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+        """One XCom value, deserialized; None when the task pushed none."""
+        path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}/xcomEntries/{key}"
+        try:
+            return (self.request("GET", path, params={"deserialize": "true"}) or {}).get("value")
+        except DemoError:
+            return None
+
 
 # --------------------------------------------------------------------------------------------------
 # Orchestration
@@ -1073,7 +1065,7 @@ def wait_until_settled(
         time.sleep(3)
 
 
-def failure_reason(paths: Paths, run: RunState) -> str:
+def failure_reason(paths: Paths, run: RunState, *, bilingual: bool = False) -> str:
     """The reason a run failed, from its task logs: the message of the exception that failed a task
     (the pipeline raises "Yedeklenemedi: ..." with the problems, one per line)."""
     run_dir = paths.airflow_home / "logs" / f"dag_id={run.dag_id}" / f"run_id={run.run_id}"
@@ -1090,45 +1082,68 @@ def failure_reason(paths: Paths, run: RunState) -> str:
                 with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
                     detail = json.loads(line)["error_detail"][0]
                     lines = [x.strip() for x in str(detail["exc_value"]).splitlines() if x.strip()]
+                    if bilingual:  # "tr / en" lines, as the pipeline stores its reason
+                        return "\n".join(lines[:2])
                     # The verdict plus the first problem (rule and file), Turkish halves only: the table
                     # is for accountants; the full bilingual text stays in the task log.
                     return " ".join(x.split(" / ", 1)[0] for x in lines[:2])
     return f"DAG run {run.run_id} failed; see its task logs in the Airflow UI"
 
 
-def status_rows(stack: Stack, states: Mapping[tuple[str, str | None, Period], RunState]) -> list[StatusRow]:
-    """One row per company/branch and month (include.pipeline.status.month_rows: e-Defter statüsü from
-    the folder, Yedekleme durumu from the integrator's status query). A run that failed before anything
-    reached the integrator (a local verification verdict) is Yedeklenemedi with the pipeline's reason."""
+def run_info(stack: Stack, api: AirflowApi | None, run: RunState) -> RunInfo:
+    """What the status table needs of one run: for a failed run its failed task and the reason the
+    pipeline stored (XCom edefter_reason; the task log as a fallback), and its submission id."""
+    from include.pipeline.status import PRE_UPLOAD_TASKS, REASON_XCOM_KEY, TASK_IDS, RunInfo
+
+    waiting = "wait_for_approved_berats" if run.sensor_state in ("running", "deferred", "up_for_reschedule") else None
+    if run.state != "failed" or api is None:
+        return RunInfo(run.run_id, run.state, waiting_task=waiting)
+    states = api.task_states(run.dag_id, run.run_id)
+    failed = next((t for t in TASK_IDS if states.get(t) == "failed"), None)
+    reason = api.xcom(run.dag_id, run.run_id, failed, REASON_XCOM_KEY) if failed else None
+    submission = None
+    if failed is not None and failed not in PRE_UPLOAD_TASKS:
+        upload = api.xcom(run.dag_id, run.run_id, "upload", "return_value")
+        submission = upload.get("submission_id") if isinstance(upload, dict) else None
+    return RunInfo(
+        run.run_id,
+        run.state,
+        failed_task=failed,
+        reason=str(reason) if reason else failure_reason(stack.paths, run, bilingual=True),
+        submission_id=submission if isinstance(submission, int) else None,
+    )
+
+
+def status_rows(
+    stack: Stack, states: Mapping[tuple[str, str | None, Period], RunState], api: AirflowApi | None = None
+) -> list[StatusRow]:
+    """One row per company/branch and month: the status table's one true status
+    (include.pipeline.status.month_rows over the folder, each month's latest run and the
+    integrator). A run that failed before anything reached the integrator (a local verification
+    verdict) is Yedeklenemedi with the reason the pipeline stored."""
     from include.integrator.client import IntegratorClient
     from include.pipeline.config import load_config
-    from include.pipeline.status import client_lookup, month_rows
+    from include.pipeline.status import client_lookup, month_rows, runs_by_month
 
     config = load_config(stack.paths.companies_file)
+    dag_ids = {(u.taxpayer_id, u.branch): u.dag_id for u in config.units}
+    runs = {
+        (dag_ids[(taxpayer_id, branch)], month): run_info(stack, api, run)
+        for (taxpayer_id, branch, month), run in states.items()
+        if (taxpayer_id, branch) in dag_ids
+    }
     base_url = f"http://127.0.0.1:{stack.integrator_port}"
     clients = {
         conn_id: IntegratorClient(base_url, user, password, retries=2)
         for conn_id, (user, password) in stack.credentials.items()
     }
     try:
-        rows = month_rows(config, client_lookup(clients), months=stack.scenario.months)
+        return month_rows(
+            config, client_lookup(clients), months=stack.scenario.months, run_lookup=runs_by_month(runs)
+        )
     finally:
         for client in clients.values():
             client.close()
-    out: list[StatusRow] = []
-    for row in rows:
-        backup, message = row.backup_status, row.message
-        run = states.get(row.key())
-        if run is not None and run.state == "failed" and backup != BackupStatus.YEDEKLENEMEDI.value:
-            backup, message = BackupStatus.YEDEKLENEMEDI.value, failure_reason(stack.paths, run)
-        elif run is not None and run.state == "running" and backup == BackupStatus.GONDERILMEDI.value:
-            message = message or "Onaylı beratlar bekleniyor (waiting for GİB-approved berats)"
-        out.append(
-            StatusRow(
-                row.company, row.branch, row.month, row.edefter_status, backup, message, row.taxpayer_id
-            )
-        )
-    return out
 
 
 def ui_login(stack: Stack) -> str:
@@ -1202,7 +1217,7 @@ def run_demo(mode: str, *, scenario: Scenario, paths: Paths, port: int, settle_t
         start_months(stack, api)
         states = wait_until_settled(stack, api, timeout=settle_timeout)
         say("[5/5] Durum tablosu (status table)\n")
-        rows = status_rows(stack, states)
+        rows = status_rows(stack, states, api)
         say(format_table(rows))
         problems = check_outcome(rows, scenario.expectations())
         _done, _total, wrong = settle_progress(scenario.expectations(), states)

@@ -15,17 +15,20 @@ from typing import Any
 
 from airflow.sdk import BaseHook, BaseNotifier
 
-__all__ = ["Alert", "EDefterAlertNotifier", "WebhookNotifier", "build_alert", "webhook_url_of"]
+from include.pipeline.status import REASON_XCOM_KEY, TASK_LABELS
+
+__all__ = [
+    "Alert",
+    "EDefterAlertNotifier",
+    "WebhookNotifier",
+    "build_alert",
+    "record_failure_reason",
+    "webhook_url_of",
+]
 
 log = logging.getLogger(__name__)
 
-_TASK_LABELS = {
-    "wait_for_approved_berats": ("Onaylı berat bekleme", "waiting for approved berats"),
-    "verify": ("Doğrulama", "verification"),
-    "upload": ("Paketleme ve entegratöre yükleme", "packaging and upload to the integrator"),
-    "wait_for_backup_confirmation": ("Entegratör onayı", "integrator confirmation"),
-    "record": ("Kayıt bilgisi", "evidence"),
-}
+_TASK_LABELS = TASK_LABELS
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,10 @@ def build_alert(context: Any, unit: dict[str, Any]) -> Alert:
     task_id = getattr(ti, "task_id", None) or "?"
     dag_run = context.get("dag_run")
     try:
-        month = str(resolve_month(context, bool(unit.get("automatic", True))))
+        period = resolve_month(context, bool(unit.get("automatic", True)))
+        month, month_label = str(period), period.label_tr
     except Exception:
-        month = "?"
+        month = month_label = "?"
     exc = context.get("exception")
     reason = str(exc) if exc is not None else context.get("reason") or "bilinmiyor / unknown"
     label_tr, label_en = _TASK_LABELS.get(task_id, (task_id, task_id))
@@ -66,11 +70,11 @@ def build_alert(context: Any, unit: dict[str, Any]) -> Alert:
     if context.get("edefter_alert_status"):
         status = context["edefter_alert_status"]
     who = unit["company"] + (f" / şube {unit['branch']}" if unit.get("branch") else "")
-    subject = f"[e-Defter] {status}: {who}, {month} ({label_tr})"
+    subject = f"[e-Defter] {status}: {who}, {month_label} ({label_tr})"
     text = (
         f"*e-Defter yedekleme uyarısı / backup alert*\n"
         f"Firma / company: {who} (VKN/TCKN {unit['taxpayer_id']})\n"
-        f"Ay / month: {month}\n"
+        f"Ay / month: {month_label} ({month})\n"
         f"Adım / task: {task_id} ({label_tr} / {label_en})\n"
         f"Durum / status: {status}\n"
         f"Neden / reason: {reason}"
@@ -81,6 +85,7 @@ def build_alert(context: Any, unit: dict[str, Any]) -> Alert:
         "taxpayer_id": unit["taxpayer_id"],
         "branch": unit.get("branch"),
         "month": month,
+        "month_label": month_label,
         "dag_id": getattr(dag_run, "dag_id", None) or unit.get("dag_id"),
         "run_id": getattr(dag_run, "run_id", None),
         "task_id": task_id,
@@ -88,6 +93,26 @@ def build_alert(context: Any, unit: dict[str, Any]) -> Alert:
         "reason": reason,
     }
     return Alert(subject, text, fields)
+
+
+MAX_REASON_CHARS = 2000
+
+
+def record_failure_reason(context: Any) -> None:
+    """on_failure_callback: keep the failed task's reason as its XCom ``edefter_reason``.
+
+    The status table (include.pipeline.status) reads it to show "Yedeklenemedi" with the reason
+    for a month that failed before anything reached the integrator. Never raises: an alert must
+    not be lost because the reason could not be stored.
+    """
+    exc = context.get("exception")
+    if exc is None:
+        return
+    ti = context.get("ti") or context.get("task_instance")
+    try:
+        ti.xcom_push(key=REASON_XCOM_KEY, value=str(exc)[:MAX_REASON_CHARS] or type(exc).__name__)
+    except Exception as push_error:
+        log.warning("failure reason not stored as XCom: %s", push_error)
 
 
 def webhook_url_of(conn: Any) -> str:

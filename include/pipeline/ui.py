@@ -2,7 +2,9 @@
 
 One row per configured company/branch x month, from the shared status table
 (include.pipeline.status.month_rows: e-Defter statüsü from the folder, names only, read-only;
-Yedekleme durumu from the integrator through the unit's Airflow Connection), enriched with the
+Yedekleme durumu: the one true status of the folder, the month's latest DAG run — a failure before
+upload reads Yedeklenemedi with its reason — and the integrator through the unit's Airflow
+Connection), enriched with the
 retention end and English message of the integrator's month status. Served as HTML (shown in the Airflow UI through an
 external view) and as JSON.
 
@@ -87,6 +89,9 @@ class PageRow:
     retention_until: dt.date | None = None
     files: int = 0
     missing: tuple[str, ...] = ()
+    archived_only: bool = False  # the archive holds the month, the folder no longer does
+    run_id: str = ""  # the month's latest DAG run
+    failed_task: str = ""  # the task that failed it, if it failed
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,7 @@ def collect_rows(
     client_factory: ClientFactory | None = None,
     include_unit: Callable[[BackupUnit], bool] | None = None,
     today: dt.date | None = None,
+    run_lookup: Callable[[BackupUnit], Any] | None = None,
 ) -> list[PageRow]:
     """Page rows from ``include.pipeline.status.month_rows`` (the shared status table), wrapped.
 
@@ -197,6 +203,8 @@ def collect_rows(
     month_rows' choice (every month of the unit found in its folder from start_month on); the
     page shows the newest ``months`` per unit, newest first. A unit without any month (no
     files yet, or a missing folder) gets one row for the last completed month saying so.
+    ``run_lookup``: the month's latest DAG run (status.airflow_run_lookup inside the api-server),
+    so a month that failed before reaching the integrator reads Yedeklenemedi with its reason.
     """
     from include.pipeline.status import month_rows
 
@@ -204,7 +212,7 @@ def collect_rows(
     by_key = {(u.taxpayer_id, u.branch): u for u in units}
     lookup = _PageLookup(client_factory or _default_client)
     try:
-        table = month_rows(dataclasses.replace(config, units=units), lookup)
+        table = month_rows(dataclasses.replace(config, units=units), lookup, run_lookup=run_lookup)
         per_unit: dict[str, list[PageRow]] = {u.dag_id: [] for u in units}
         for status_row in table:
             unit = by_key[(status_row.taxpayer_id, status_row.branch)]
@@ -259,29 +267,24 @@ def _empty_unit_row(unit: BackupUnit, lookup: _PageLookup, today: dt.date) -> Pa
 
 
 def _page_row(unit: BackupUnit, status_row: Any, lookup: _PageLookup) -> PageRow:
+    """A page row from the shared status row (the true status); the integrator's answer adds only the
+    retention end, and the redacted page-friendly reason when it could not be asked."""
+    from include.pipeline.status import ARCHIVED_NOT_IN_FOLDER
+
     remote = lookup.statuses.get((unit.dag_id, status_row.month))
     try:
         edefter: EDefterStatus | None = EDefterStatus(status_row.edefter_status)
-    except ValueError:  # "-": the month's ledgers are incomplete
+    except ValueError:  # "-": incomplete or absent; ARCHIVED_NOT_IN_FOLDER: only in the archive
         edefter = None
-    missing: tuple[str, ...] = ()
-    prefix = "eksik / missing: "
-    message_tr, message_en = status_row.message, ""
-    if message_tr.startswith(prefix):
-        missing = tuple(m.strip() for m in message_tr[len(prefix) :].split(",") if m.strip())
-        message_tr = ""
-    if remote is not None:
-        backup: BackupStatus | None = remote.status
-        message_tr, message_en = remote.message_tr or message_tr, remote.message_en or ""
-        retention = remote.retention_until
-    else:
-        try:
-            backup = BackupStatus(status_row.backup_status)
-        except ValueError:  # "?": the integrator could not be asked
-            backup = None
-        retention = None
-        if unit.dag_id in lookup.failed:
-            message_tr, message_en = lookup.failed[unit.dag_id]
+    try:
+        backup: BackupStatus | None = BackupStatus(status_row.backup_status)
+    except ValueError:  # "?": the integrator could not be asked
+        backup = None
+    message_tr, message_en = status_row.message, status_row.message_en
+    if status_row.missing and message_tr.startswith("eksik / missing: "):
+        message_tr, message_en = "", ""  # the missing files are shown in the e-Defter statüsü cell
+    if backup is None and unit.dag_id in lookup.failed:
+        message_tr, message_en = lookup.failed[unit.dag_id]
     return PageRow(
         company_id=unit.company_id,
         company_name=unit.company_name,
@@ -292,12 +295,14 @@ def _page_row(unit: BackupUnit, status_row: Any, lookup: _PageLookup) -> PageRow
         month=status_row.month,
         edefter_status=edefter,
         backup_status=backup,
-        message_tr=message_tr,
-        message_en=message_en,
-        retention_until=retention,
-        # month_rows lists only months with files in the folder.
-        files=1,
-        missing=missing,
+        message_tr=redact(message_tr),
+        message_en=redact(message_en),
+        retention_until=remote.retention_until if remote is not None else None,
+        files=status_row.files,
+        missing=tuple(status_row.missing),
+        archived_only=status_row.edefter_status == ARCHIVED_NOT_IN_FOLDER,
+        run_id=status_row.run_id,
+        failed_task=status_row.failed_task,
     )
 
 
@@ -371,6 +376,8 @@ def row_to_json(row: PageRow) -> dict[str, Any]:
         "retention_until": row.retention_until.isoformat() if row.retention_until else None,
         "files": row.files,
         "missing": list(row.missing),
+        "run_id": row.run_id or None,
+        "failed_task": row.failed_task or None,
     }
 
 
@@ -402,7 +409,7 @@ _HEADERS: tuple[tuple[str, str], ...] = (
     ("Şube", "Branch"),
     ("Dönem", "Period"),
     ("e-Defter statüsü", "e-Defter status (from the folder)"),
-    ("Yedekleme durumu", "Backup status (from the integrator)"),
+    ("Yedekleme durumu", "Backup status (pipeline runs and the integrator)"),
     ("Mesaj", "Message / reason"),
     ("Saklama bitiş tarihi", "Retention end date"),
 )
@@ -411,6 +418,10 @@ _HEADERS: tuple[tuple[str, str], ...] = (
 def _edefter_words(row: PageRow) -> tuple[str, str]:
     if row.edefter_status is not None:
         return row.edefter_status.value, row.edefter_status.english
+    if row.archived_only:
+        from include.pipeline.status import ARCHIVED_NOT_IN_FOLDER, ARCHIVED_NOT_IN_FOLDER_EN
+
+        return ARCHIVED_NOT_IN_FOLDER, ARCHIVED_NOT_IN_FOLDER_EN
     return (INCOMPLETE, INCOMPLETE_EN) if row.files else (NO_FILES, NO_FILES_EN)
 
 
@@ -520,7 +531,9 @@ def _default_rows(access: Access, months: int, company: str | None) -> list[Page
     def include_unit(unit: BackupUnit) -> bool:
         return (company is None or unit.company_id == company) and access.can_read(unit.dag_id)
 
-    return collect_rows(config, months=months, include_unit=include_unit)
+    from include.pipeline.status import airflow_run_lookup
+
+    return collect_rows(config, months=months, include_unit=include_unit, run_lookup=airflow_run_lookup)
 
 
 def _login_url(request: Request) -> str:

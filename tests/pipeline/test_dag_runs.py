@@ -15,7 +15,7 @@ from include.edefter.naming import Period
 from include.edefter.sample import Stage
 from include.edefter.sample.breakage import flip_byte_in_ledger_body
 from include.pipeline.tasks import GUARD_EN, GUARD_TR
-from tests.pipeline.conftest import PASSWORD, Env, Integrator, evidence, free_port, tree_snapshot
+from tests.pipeline.conftest import PASSWORD, Env, Integrator, RunResult, evidence, free_port, tree_snapshot
 
 TAX = "1234567801"
 DAG = f"edefter_yedekleme_{TAX}"
@@ -90,10 +90,32 @@ def test_tampered_month_is_yedeklenemedi_and_alerts_fire(env: Env) -> None:
     assert "1111111111-202502-Y-000000.xml" in payload["reason"] and "Yedeklenemedi" in payload["text"]
     (mail,) = env.smtp.messages
     subject = str(make_header(decode_header(mail["Subject"])))
-    assert subject == "[e-Defter] Yedeklenemedi: Bozuk A.Ş., 2025-02 (Doğrulama)"
+    assert subject == "[e-Defter] Yedeklenemedi: Bozuk A.Ş., Şubat-2025 (Doğrulama)"
     assert mail["To"] == "muhasebe@example.com.tr"
     html = next(p for p in mail.walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
     assert "1111111111-202502-Y-000000.xml" in html and "verify" in html
+
+    # One true status: the folder, this run (failed in verify) and the integrator (nothing there).
+    from include.pipeline.config import load_config
+    from include.pipeline.run_notes import month_note
+    from include.pipeline.status import airflow_run_lookup, hook_lookup, month_rows
+    from include.pipeline.ui import collect_rows, row_to_json
+
+    unit = load_config(env.config_path()).unit("edefter_yedekleme_1111111111")
+    runs = airflow_run_lookup(unit)
+    run = runs[Period(2025, 2)]
+    assert run.run_id == result.dag_run.run_id and run.state == "failed" and run.failed_task == "verify"
+    assert "1111111111-202502-Y-000000.xml" in run.reason
+    (row,) = month_rows(load_config(env.config_path()), hook_lookup, run_lookup=airflow_run_lookup)
+    assert row.backup_status == "Yedeklenemedi" and row.failed_task == "verify"
+    assert row.message.startswith("Doğrulama: Yedeklenemedi: Şubat-2025") and "1111111111-202502-Y-000000.xml" in row.message
+    # The page's data says the same.
+    (page_row,) = collect_rows(load_config(env.config_path()), run_lookup=airflow_run_lookup)
+    data = row_to_json(page_row)
+    assert data["backup_status"] == "Yedeklenemedi" and data["message"] == row.message
+    # The run names its month.
+    assert month_note(result.dag_run) == "Şubat-2025"
+    assert _note_of(result) == "Şubat-2025"
 
 
 def test_ransomware_guard_keeps_the_archive_and_uploads_nothing(env: Env) -> None:
@@ -383,3 +405,23 @@ def test_archive_first_a_backed_up_month_whose_files_are_gone_is_not_waited_for(
     again = env.run(DAG, Period(2025, 3))
     again.assert_states(**dict.fromkeys(ALL_OK, "skipped"))
     assert env.integrator.stored(TAX) == archived
+    # The status table still lists the month (it has runs) and says where its files are.
+    from include.pipeline.config import load_config
+    from include.pipeline.status import ARCHIVED_NOT_IN_FOLDER, airflow_run_lookup, hook_lookup, month_rows
+    from include.pipeline.ui import collect_rows, row_to_json
+
+    (row,) = month_rows(load_config(env.config_path()), hook_lookup, run_lookup=airflow_run_lookup)
+    assert (row.month, row.edefter_status, row.backup_status) == (Period(2025, 3), ARCHIVED_NOT_IN_FOLDER, "Yedeklendi")
+    assert row.run_id == again.dag_run.run_id and row.files == 0
+    (page_row,) = collect_rows(load_config(env.config_path()), run_lookup=airflow_run_lookup)
+    assert row_to_json(page_row)["edefter_status_text"] == "Arşivde — klasörde yok"
+    assert _note_of(again) == "Mart-2025"
+
+
+def _note_of(result: RunResult) -> str | None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        dr = session.query(DagRun).filter_by(dag_id=result.dag_run.dag_id, run_id=result.dag_run.run_id).one()
+        return dr.note

@@ -429,3 +429,70 @@ def test_var_dir_lock_refuses_a_second_demo(tmp_path: Path) -> None:
     held.close()
     again = demo.lock_var_dir(tmp_path)
     again.close()
+
+
+# ---------------------------------------------------------------- the demo table through the status function
+
+
+class _FakeApi:
+    """The two REST reads run_info makes, answered as the api-server answers them for a verify failure."""
+
+    def __init__(self, reason: str | None) -> None:
+        self.reason = reason
+        self.asked: list[tuple[str, str]] = []
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        return {"wait_for_approved_berats": "success", "verify": "failed", "upload": "upstream_failed"}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> object:
+        self.asked.append((task_id, key))
+        return self.reason if (task_id, key) == ("verify", "edefter_reason") else None
+
+
+def test_demo_table_shows_a_verify_failed_month_as_yedeklenemedi_with_its_reason(
+    tmp_path: Path, integrator, sample_pki  # noqa: ANN001 - fixtures from tests/pipeline/conftest.py
+) -> None:
+    """The demo's table is the status function's (status.month_rows): folder + the month's run (failed in
+    verify, its reason as the pipeline stored it in XCom) + the real integrator (nothing submitted)."""
+    from include.edefter.sample import generate_month
+    from include.edefter.sample.breakage import flip_byte_in_ledger_body
+    from tests.pipeline.conftest import PASSWORD
+
+    company = demo.DemoCompany("bozuk-demo", "5555555555", "Bozuk Demo A.Ş.", automatic=True, tampered=(0,))
+    scenario = demo.Scenario("t", (Period(2026, 3), Period(2026, 4)), (company,))
+    paths = demo.Paths(tmp_path)
+    for month in scenario.months:
+        mf = generate_month(paths.edefter / company.id, taxpayer_id=company.taxpayer_id, company_name=company.name,
+                            period=month, pki=sample_pki)
+        if month == Period(2026, 3):
+            flip_byte_in_ledger_body(mf.path("Y"))
+    paths.companies_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.companies_file.write_text(demo._yaml_dump(scenario_config(scenario, paths.edefter)), encoding="utf-8")
+    stack = demo.Stack(scenario, paths, ProcessGroup(), integrator_port=integrator.port)
+    stack.credentials[company.conn_id(None)] = (integrator.account(company.taxpayer_id), PASSWORD)
+    reason = (
+        "Yedeklenemedi: Mart-2026 e-Defter dosyaları doğrulanamadı (1 sorun) / Backup failed (1 problems)\n"
+        "- [crypto.signature.reference_digest] 5555555555-202603-Y-000000.xml: Belge özeti tutmuyor / digest mismatch"
+    )
+    dag_id = company.dag_id(None)
+    states = {
+        (company.taxpayer_id, None, Period(2026, 3)): RunState(dag_id, "backfill__2026-02-28T21:00:00+00:00", "failed"),
+        (company.taxpayer_id, None, Period(2026, 4)): RunState(dag_id, "backfill__2026-03-31T21:00:00+00:00", "running",
+                                                              sensor_state="deferred"),
+    }
+    api = _FakeApi(reason)
+    rows = demo.status_rows(stack, states, api)  # type: ignore[arg-type]
+    assert all(type(r) is demo.StatusRow for r in rows) and demo.StatusRow.__module__ == "include.pipeline.status"
+    by_month = {r.month: r for r in rows}
+    failed, waiting = by_month[Period(2026, 3)], by_month[Period(2026, 4)]
+    assert failed.backup_status == BackupStatus.YEDEKLENEMEDI.value and failed.failed_task == "verify"
+    assert failed.message.startswith("Doğrulama: Yedeklenemedi: Mart-2026")
+    assert "5555555555-202603-Y-000000.xml: Belge özeti tutmuyor" in failed.message and "digest mismatch" not in failed.message
+    assert waiting.backup_status == BackupStatus.GONDERILMEDI.value
+    table = format_table(rows)
+    assert "Mart-2026" in table and "Yedeklenemedi" in table and "Belge özeti tutmuyor" in table
+    assert check_outcome(rows, {failed.key(): Expectation.TAMPERED}) == []
+    # No stored reason (a task killed before its callback): the task log's verdict, then the step's name.
+    rows = demo.status_rows(stack, states, _FakeApi(None))  # type: ignore[arg-type]
+    failed = next(r for r in rows if r.month == Period(2026, 3))
+    assert failed.backup_status == BackupStatus.YEDEKLENEMEDI.value and failed.message.startswith("Doğrulama: ")

@@ -139,6 +139,14 @@ def test_run_backfills_three_months_to_yedeklendi_and_ctrl_c_stops_everything(tm
                 == f"{month.label_tr} ayına ait Yevmiye ve Büyük Defter dosyaları yedeklendi."
             )
 
+        # Runs name their month: the backfill's runs carry the note "Ocak-2026" etc. (set by the
+        # plugin's listener in the scheduler), whatever Airflow named their run_id.
+        from include.pipeline.demo import AirflowApi, Paths, month_of_run
+
+        api = AirflowApi(f"http://127.0.0.1:{port}", Paths(var_dir).airflow_home / "simple_auth_manager_passwords.json.generated")
+        runs = api.runs("edefter_yedekleme_1234567801")
+        assert sorted((month_of_run(r), r.get("note")) for r in runs) == [(m, m.label_tr) for m in scenario.months], runs
+
         # Ctrl-C: every process the demo started must go away, children first, no orphans.
         started = _tree(proc.pid)
         assert len(started) >= 4, [

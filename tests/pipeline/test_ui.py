@@ -229,3 +229,22 @@ def test_long_messages_are_cut_in_the_cell_but_kept_in_the_tooltip() -> None:
     cell = re.search(r'<td class="msg" title="([^"]*)">(.*?)</td>', row, flags=re.S)
     assert cell is not None
     assert "SON" in cell.group(1) and "SON" not in cell.group(2) and "…" in cell.group(2)
+
+
+def test_failed_run_and_archive_only_rows() -> None:
+    failed = make_row(
+        month=Period(2026, 4),
+        backup_status=BackupStatus.YEDEKLENEMEDI,
+        message_tr="Doğrulama: Yedeklenemedi: Nisan-2026 e-Defter dosyaları doğrulanamadı (1 sorun)",
+        message_en="verification: Backup failed (1 problems)",
+        retention_until=None,
+        run_id="backfill__2026-04-30T21:00:00+00:00",
+        failed_task="verify",
+    )
+    gone = make_row(edefter_status=None, files=0, archived_only=True)
+    first, second = rows_of(render_page([failed, gone]))
+    assert ">Yedeklenemedi<" in first and 'class="row-failed"' in first and "Doğrulama: Yedeklenemedi: Nisan-2026" in first
+    assert "Arşivde — klasörde yok" in second and "Dosya yok" not in second
+    data = row_to_json(failed)
+    assert data["failed_task"] == "verify" and data["run_id"] == "backfill__2026-04-30T21:00:00+00:00"
+    assert row_to_json(gone)["edefter_status_text"] == "Arşivde — klasörde yok" and row_to_json(gone)["run_id"] is None

@@ -82,8 +82,8 @@ def test_alert_names_company_month_task_and_reason() -> None:
     ctx["exception"] = RuntimeError("Yedeklenemedi: sebep {{ not a template }}")
     alert = build_alert(ctx, {"company": "Örnek A.Ş.", "taxpayer_id": "1234567801", "branch": "0002",
                               "automatic": True, "dag_id": "d"})
-    assert alert.subject == "[e-Defter] Yedeklenemedi: Örnek A.Ş. / şube 0002, 2025-02 (Paketleme ve entegratöre yükleme)"
+    assert alert.subject == "[e-Defter] Yedeklenemedi: Örnek A.Ş. / şube 0002, Şubat-2025 (Paketleme ve entegratöre yükleme)"
     payload = alert.payload()
-    assert payload["month"] == "2025-02" and payload["task_id"] == "upload" and payload["branch"] == "0002"
+    assert payload["month"] == "2025-02" and payload["month_label"] == "Şubat-2025" and payload["task_id"] == "upload" and payload["branch"] == "0002"
     assert "{{ not a template }}" in payload["reason"] and payload["text"].count("\n") >= 4
     assert "&lt;" not in alert.html() and "Neden / Reason" in alert.html()
