@@ -9,8 +9,9 @@ state of every month; ``judge`` combines the three with these rules:
   ``upload`` incl. the ransomware guard) is **Yedeklenemedi** with the failing step's reason;
 - once the integrator has a verdict for the latest submission, the integrator's verdict wins
   (a run that failed after its upload — the confirmation sensor, ``record`` — defers to it);
-- a fixity audit finding ("Bozuk/Eksik") in the archive makes the month Yedeklenemedi: the
-  archived copy must be re-sent;
+- a fixity audit finding in the archive shows the month as "Bozuk/Eksik" (damaged or missing in the
+  archive) naming the files: the archive's operator repairs the object (a re-send of the same bytes
+  cannot, the name is committed);
 - an archived month with no files left in the folder reads "Arşivde — klasörde yok" as its
   e-Defter statüsü.
 
@@ -137,8 +138,9 @@ def _fixity_text(fixity: Mapping[str, Any]) -> tuple[str, str]:
     listed = ", ".join(names[:5]) + (f" (+{len(names) - 5})" if len(names) > 5 else "")
     status = str(fixity.get("status") or "Bozuk/Eksik")
     return (
-        f"Arşiv denetimi: {status} — {listed or 'dosya'}; yeniden gönderilmeli",
-        f"archive audit: {fixity.get('status_en') or 'damaged or missing'} — {listed or 'files'}; re-send needed",
+        f"Arşiv denetimi: {status} — {listed or 'dosya'}; entegratöre/arşiv yöneticisine bildirin",
+        f"archive audit: {fixity.get('status_en') or 'damaged or missing'} — {listed or 'files'}; "
+        "tell the integrator / archive operator",
     )
 
 
@@ -171,7 +173,7 @@ def judge(
     fixity = getattr(remote, "fixity", None)
     if fixity:
         tr, en = _fixity_text(fixity)
-        return Verdict(BackupStatus.YEDEKLENEMEDI.value, tr, en)
+        return Verdict(str(fixity.get("status") or "Bozuk/Eksik"), tr, en)
     if status is BackupStatus.GONDERILMEDI:
         return _pending(run, missing)
     return Verdict(status.value, getattr(remote, "message_tr", "") or "", getattr(remote, "message_en", "") or "")
