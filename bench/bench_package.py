@@ -33,7 +33,7 @@ _CHILD = textwrap.dedent(
     """
     import json, resource, sys, time
     from pathlib import Path
-    from include.edefter.packaging import package_files, DEFLATE_LIB, DEFAULT_LEVEL, DEFAULT_WORKERS
+    from include.edefter.packaging import package_files, DEFLATE_LIB, PACKER_VERSION, DEFAULT_WORKERS
     srcs = [Path(p) for p in json.loads(sys.argv[1])]
     dest = Path(sys.argv[2])
     t0 = time.perf_counter()
@@ -46,7 +46,7 @@ _CHILD = textwrap.dedent(
         "xml_bytes": sum(f.xml_size for f in m.files),
         "zip_sha256": [f.zip_sha256 for f in m.files],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "lib": DEFLATE_LIB, "level": DEFAULT_LEVEL, "workers": DEFAULT_WORKERS,
+        "lib": DEFLATE_LIB, "level": PACKER_VERSION, "workers": DEFAULT_WORKERS,
     }))
     """
 )
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> BenchResult:
     result.add("peak RSS ours", rss, "MB", "≤ 100", rss <= 100)
     identical = again["zip_sha256"] == ours[0]["zip_sha256"]
     result.add("second run byte-identical", 1.0 if identical else 0.0, "bool", "= 1", identical)
-    result.notes.append(f"deflate: {ours[0]['lib']} level {ours[0]['level']}, {ours[0]['workers']} threads, 1 MiB blocks")
+    result.notes.append(f"deflate: {ours[0]['level']}, {ours[0]['workers']} threads")
     return result
 
 
