@@ -249,8 +249,19 @@ def test_audit_findings_reach_the_month_status_and_the_alert_webhook(fresh_integ
     report = json.loads(proc.stdout)
     assert f"sha256/{stray[:2]}/{stray}" in report["orphans"]
     assert len(got) == 1 and got[0]["findings"][0]["file"] == zips["Y"].name
-    with integ.client(user, pw) as c:
-        st = c.month_status(tid, None, Period(2019, 9))
+    import time
+
+    def status_when(pred):  # type: ignore[no-untyped-def]
+        """The service refreshes its index of audit findings every few seconds."""
+        deadline = time.monotonic() + 15
+        with integ.client(user, pw) as c:
+            while True:
+                st = c.month_status(tid, None, Period(2019, 9))
+                if pred(st) or time.monotonic() > deadline:
+                    return st
+                time.sleep(0.5)
+
+    st = status_when(lambda s: s.fixity is not None)
     assert st.status is BackupStatus.YEDEKLENDI  # the verdict stays; the damage is shown beside it
     assert st.fixity is not None and st.fixity["status"] == "Bozuk/Eksik"
     assert [(f["name"], f["kind"]) for f in st.fixity["files"]] == [(zips["Y"].name, "mismatch")]
@@ -259,5 +270,4 @@ def test_audit_findings_reach_the_month_status_and_the_alert_webhook(fresh_integ
     os.chmod(y_obj, 0o444)
     rc, _ = _audit_cli(integ)
     assert rc == 0
-    with integ.client(user, pw) as c:
-        assert c.month_status(tid, None, Period(2019, 9)).fixity is None
+    assert status_when(lambda s: s.fixity is None).fixity is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -157,14 +159,44 @@ def submit_month(
     return JSONResponse(out.model_dump(), status_code=202)
 
 
-def _fixity(ctx: Any, taxpayer_id: str, branch: str | None, p: Period) -> FixityOut | None:
-    """Findings of the latest audit run in this month (one indexed query; none → None)."""
-    with ctx.read_connection() as conn:
+_FIXITY_TTL_S = 5.0
+_fixity_cache: dict[int, tuple[float, int | None, Any, frozenset[tuple[str, str | None, str]]]] = {}
+_fixity_lock = threading.Lock()
+
+
+def _fixity_index(ctx: Any) -> tuple[int | None, Any, frozenset[tuple[str, str | None, str]]]:
+    """(latest audit run id, its end, the months with findings in it), refreshed every few seconds:
+    a status query then costs no extra query for the (usual) month without findings."""
+    now = time.monotonic()
+    key = id(ctx)
+    hit = _fixity_cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1], hit[2], hit[3]
+    with _fixity_lock, ctx.read_connection() as conn:
         run = conn.execute(
             select(AuditRun.id, AuditRun.finished_at).order_by(AuditRun.id.desc()).limit(1)
         ).first()
-        if run is None:
-            return None
+        months: frozenset[tuple[str, str | None, str]] = frozenset()
+        if run is not None:
+            months = frozenset(
+                (r.taxpayer_id, r.branch, r.period)
+                for r in conn.execute(
+                    select(FixityFinding.taxpayer_id, FixityFinding.branch, FixityFinding.period)
+                    .where(FixityFinding.audit_run_id == run.id)
+                    .distinct()
+                )
+            )
+    entry = (now + _FIXITY_TTL_S, run.id if run else None, run.finished_at if run else None, months)
+    _fixity_cache[key] = entry
+    return entry[1], entry[2], entry[3]
+
+
+def _fixity(ctx: Any, taxpayer_id: str, branch: str | None, p: Period) -> FixityOut | None:
+    """Findings of the latest audit run in this month (None when it found nothing there)."""
+    run_id, finished_at, months = _fixity_index(ctx)
+    if run_id is None or (taxpayer_id, branch, p.yyyymm) not in months:
+        return None
+    with ctx.read_connection() as conn:
         rows = conn.execute(
             select(
                 FixityFinding.filename,
@@ -173,7 +205,7 @@ def _fixity(ctx: Any, taxpayer_id: str, branch: str | None, p: Period) -> Fixity
                 FixityFinding.message_tr,
                 FixityFinding.message_en,
             ).where(
-                FixityFinding.audit_run_id == run.id,
+                FixityFinding.audit_run_id == run_id,
                 FixityFinding.taxpayer_id == taxpayer_id,
                 FixityFinding.branch.is_(None) if branch is None else FixityFinding.branch == branch,
                 FixityFinding.period == p.yyyymm,
@@ -182,8 +214,8 @@ def _fixity(ctx: Any, taxpayer_id: str, branch: str | None, p: Period) -> Fixity
     if not rows:
         return None
     return FixityOut(
-        audit_run_id=run.id,
-        checked_at=run.finished_at,
+        audit_run_id=run_id,
+        checked_at=finished_at,
         files=[
             FixityFileOut(
                 name=r.filename,
