@@ -141,6 +141,39 @@ async def _send_error(send: Send, err: ApiError) -> None:
     await _send_json(send, err.status, err.body(), err.headers)
 
 
+def _body_timeout(seconds: float) -> ApiError:
+    return ApiError(
+        408,
+        "request.body_timeout",
+        f"istek gövdesi {seconds:g} saniyedir ilerlemiyor; bağlantı kapatıldı",
+        f"the request body made no progress for {seconds:g} s; the request was dropped",
+        headers={"Connection": "close"},
+    )
+
+
+def _idle_limited(receive: Receive, seconds: float) -> Receive:
+    """``receive`` that gives up when the body stalls (slowloris on the body): at most ``seconds``
+    between two chunks. Only while the body is incomplete: afterwards the app's own receive()
+    calls (a streaming response listening for a disconnect) wait as long as they need."""
+    if seconds <= 0:
+        return receive
+    done = False
+
+    async def timed() -> Message:
+        nonlocal done
+        if done:
+            return await receive()
+        try:
+            msg = await asyncio.wait_for(receive(), seconds)
+        except TimeoutError:
+            raise _body_timeout(seconds) from None
+        if msg.get("type") != "http.request" or not msg.get("more_body", False):
+            done = True
+        return msg
+
+    return timed
+
+
 class GuardMiddleware:
     """Pure ASGI: every /v1 request is authenticated from its Authorization header before
     a byte of its body is read; then its body is read under ``max_json_bytes`` (except the
@@ -163,10 +196,15 @@ class GuardMiddleware:
             return
         scope[PRINCIPAL_KEY] = principal
         method = scope.get("method", "GET")
+        receive = _idle_limited(receive, self.ctx.settings.body_idle_timeout_s)
         if any(method == m and rx.match(path) for m, rx in _OWN_CAP):
             await self.app(scope, receive, send)
             return
-        body = await self._read_body(scope, receive, send)
+        try:
+            body = await self._read_body(scope, receive, send)
+        except ApiError as exc:  # the body stalled
+            await _send_error(send, exc)
+            return
         if body is None:
             return
         replayed = False

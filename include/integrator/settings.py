@@ -26,6 +26,7 @@ _LIMIT_ENV: dict[str, type] = {
     "max_header_bytes": int,
     "max_headers": int,
     "header_timeout_s": float,
+    "body_idle_timeout_s": float,
     "limit_concurrency": int,
     "timeout_keep_alive_s": float,
     "auth_max_concurrent": int,
@@ -70,6 +71,7 @@ class Settings:
     max_header_bytes: int = 64 * 1024  # request line + all headers
     max_headers: int = 100
     header_timeout_s: float = 10.0  # a request's headers must be complete this long after its first byte
+    body_idle_timeout_s: float = 30.0  # at most this long between two chunks of a request body (408)
     limit_concurrency: int = 256  # open connections + running requests; above it uvicorn answers 503
     timeout_keep_alive_s: float = 5.0  # idle keep-alive connections are closed after this
     # --- password checks ---

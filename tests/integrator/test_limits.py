@@ -29,12 +29,14 @@ WINDOW_S = 3
 PER_ACCOUNT = 3
 PER_IP = 6
 HEADER_TIMEOUT_S = 2
+BODY_IDLE_S = 2
 
 LIMITED_ARGS = [
     "--auth-fail-window-s", str(WINDOW_S),
     "--auth-fail-per-account", str(PER_ACCOUNT),
     "--auth-fail-per-ip", str(PER_IP),
     "--header-timeout-s", str(HEADER_TIMEOUT_S),
+    "--body-idle-timeout-s", str(BODY_IDLE_S),
     # room for the attribute-bomb zip (its XML is 17 MB and compresses ~100x)
     "--max-upload-mb", "64", "--max-uncompressed-mb", "64", "--max-ratio", "1000",
 ]  # fmt: skip
@@ -414,3 +416,35 @@ def test_limit_settings_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert (s.max_headers, s.header_timeout_s, s.auth_fail_per_ip, s.max_json_bytes) == (50, 2.5, 7, MIB)
     with pytest.raises(ValueError):
         Settings.from_env(tmp_path, max_json_bytes=0)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("method", "path", "ctype"),
+    [("PUT", "/v1/files/{tid}-201909-Y-000000.zip", "application/zip"), ("POST", "/v1/submissions", "application/json")],
+)
+def test_a_stalled_body_is_dropped_with_408(limited: Integrator, method: str, path: str, ctype: str) -> None:
+    """Slowloris on the body: headers complete, a few bytes, then nothing. The request is answered
+    408 within the idle timeout (upload or JSON alike) and nothing is left spooled."""
+    import base64
+
+    tid, user, pw = limited.account()
+    auth = base64.b64encode(f"{user}:{pw}".encode()).decode()
+    s = raw_connect(limited.service.port, new_ip())
+    head = (
+        f"{method} {path.format(tid=tid)} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
+        f"Content-Type: {ctype}\r\nContent-Length: 100000\r\nX-Content-SHA256: {'a' * 64}\r\n\r\n"
+    ).encode()
+    t0 = time.monotonic()
+    s.sendall(head + b"PK\x03\x04 partial")
+    s.settimeout(BODY_IDLE_S + 6)  # one recv waits through the idle timeout
+    answer = read_answer(s, time.monotonic() + BODY_IDLE_S + 8)
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"request.body_timeout" in answer
+    assert time.monotonic() - t0 < BODY_IDLE_S + 8
+    assert requests.get(limited.url + "/health", timeout=10).status_code == 200
+    deadline = time.monotonic() + 5
+    while any((limited.service.data / "incoming").glob("*.upload")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any((limited.service.data / "incoming").glob("*.upload"))
