@@ -490,3 +490,37 @@ def test_restore_drill_rotates_records_each_month_and_alerts_on_damage(
     assert f"edefter_yedekleme_{tax}:" not in str(ei.value) and f"{btax}_0001:" not in str(ei.value)
     assert [u for u, _ in warnings] == [f"edefter_yedekleme_{btax}_0002"]
     assert "-Y-" in warnings[0][1]
+
+
+def test_inventory_lists_local_not_archived_archived_not_in_folder_and_not_configured(
+    world: dict[str, Any], tmp_path: Path, sample_pki: TestPKI
+) -> None:
+    from include.pipeline.inventory import inventory, render
+
+    tax, btax = world["tax"], world["btax"]
+    folder = tmp_path / "folder"
+    generate(folder, taxpayer_id=tax, company_name="Geri A.Ş.", first=Period(2025, 4), last=Period(2025, 4),
+             pki=sample_pki, layout="gib", entries_per_part=5)
+    cfg = parse_config({"companies": [
+        {"id": "geri", "taxpayer_id": tax, "name": "Geri A.Ş.", "folder": str(folder), "start_month": "2025-02",
+         "integrator_conn_id": "edefter_inv_geri"},
+        {"id": "subeli", "taxpayer_id": btax, "name": "Şubeli A.Ş.", "folder": str(tmp_path / "empty"),
+         "start_month": "2025-01",
+         "branches": [{"branch": "0001", "name": "Şube 0001", "integrator_conn_id": "edefter_inv_subeli"}]},
+    ]})
+    (tmp_path / "empty").mkdir()
+
+    def factory(unit: Any) -> IntegratorClient:  # a company-wide account for both
+        return _client(world, unit.taxpayer_id, None)
+
+    got = {i.unit: i for i in inventory(cfg, factory)}
+    geri = got[f"edefter_yedekleme_{tax}"]
+    assert geri.error is None
+    assert geri.local_not_archived == ["2025-04 (Entegratör'e Gönderilmedi)"]
+    assert geri.archived_not_in_folder == ["2025-01", "2025-02", "2025-03"]
+    assert geri.archived_not_configured == ["2025-01"]  # before start_month
+    sub = got[f"edefter_yedekleme_{btax}_0001"]
+    assert sub.archived_not_in_folder == ["2025-01"]
+    assert sub.archived_not_configured == ["2025-01 şube 0002"]  # a branch no longer configured
+    text = render(list(got.values()))
+    assert "Arşivde — klasörde yok" in text and "2025-01 şube 0002" in text
