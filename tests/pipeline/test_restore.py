@@ -32,7 +32,7 @@ from tests.conftest import IN_CI
 from tests.pipeline.conftest import PASSWORD, Integrator, free_port
 
 TODAY = dt.date(2026, 12, 2)
-MONTHS = (Period(2025, 1), Period(2025, 2), Period(2025, 3))
+MONTHS = tuple(Period(2025, m) for m in range(1, 13))  # a year archived, as the issue asks
 EVIL = "<script>alert('x')</script> & \"quotes\""
 
 
@@ -121,7 +121,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, sample_pki: TestPKI) -> dict
         with IntegratorClient(srv.url, srv.account(btax, b), PASSWORD) as c:
             backup(c, borig, btax, b, bres.months, base / f"zips{b}")
     original = tree_hashes(orig / tax)
-    assert len(original) == 21  # 3 months × (Y, K, YB, KB, GIB-YB, GIB-KB, DR)
+    assert len(original) == 84  # 12 months × (Y, K, YB, KB, GIB-YB, GIB-KB, DR)
     shutil.rmtree(orig / tax)  # the company's folder is gone (ransomware, a dead disk)
     config = parse_config({"companies": [
         {"id": "geri", "taxpayer_id": tax, "name": "Geri A.Ş.", "folder": str(orig), "start_month": "2025-01",
@@ -151,15 +151,15 @@ def test_restore_rebuilds_the_deleted_folder_byte_identical(world: dict[str, Any
     lines: list[str] = []
     counting = Counting(_client(world, world["tax"]))
     report, package = r.run(
-        company="geri", branch=None, first="2024-12", last="2025-03", target=target, config=world["config"],
+        company="geri", branch=None, first="2024-12", last="2025-12", target=target, config=world["config"],
         client_factory=lambda unit: counting, progress=lines.append, today=TODAY,
     )
     assert package is None
     assert tree_hashes(target / world["tax"]) == world["original"]
     assert sorted(tree_hashes(target)) == sorted(f"{world['tax']}/{k}" for k in world["original"])
-    assert report.ok and report.missing == ["2024-12"] and len(counting.downloads) == 21
+    assert report.ok and report.missing == ["2024-12"] and len(counting.downloads) == 84
     d = json.loads((target / r.STATE_DIR / "report.json").read_text(encoding="utf-8"))
-    assert d["ok"] and d["missing_months"] == ["2024-12"] and d["downloads"] == 21
+    assert d["ok"] and d["missing_months"] == ["2024-12"] and d["downloads"] == 84
     by_month = {m["month"]: m for m in d["months"]}
     assert by_month["2024-12"]["missing"] and not by_month["2024-12"]["files"]
     for m in MONTHS:
@@ -172,13 +172,13 @@ def test_restore_rebuilds_the_deleted_folder_byte_identical(world: dict[str, Any
             assert f["path"].startswith(f"{world['tax']}/01.01.2025-31.12.2025/{m.month:02d}/")
     text = (target / r.STATE_DIR / "report.txt").read_text(encoding="utf-8")
     assert "2024-12" in text and "missing in the archive" in text and "TAMAM / OK" in text
-    assert any("[1/4] 2024-12" in line for line in lines) and any("restored" in line for line in lines)
+    assert any("[1/13] 2024-12" in line for line in lines) and any("restored" in line for line in lines)
     assert not list((target / r.STATE_DIR).glob("work*/*"))  # no zips or .part files left behind
 
     # the same again: nothing is downloaded, everything is "already restored"
     again = Counting(_client(world, world["tax"]))
     rep2 = r.restore(again, _req(world, target), trust=world["trust"], today=TODAY)
-    assert again.downloads == [] and rep2.skipped == 21 and rep2.ok
+    assert again.downloads == [] and rep2.skipped == 84 and rep2.ok
 
 
 def test_flat_layout(world: dict[str, Any], tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_integrator_down_midway_then_resumes_without_redownloading(world: dict[s
 
     second = Counting(_client(world, world["tax"]))
     rep = r.restore(second, _req(world, target), trust=world["trust"], today=TODAY)
-    assert rep.ok and rep.skipped == 3 and len(second.downloads) == 18
+    assert rep.ok and rep.skipped == 3 and len(second.downloads) == 81
     assert not set(second.downloads) & set(first.downloads)
     assert tree_hashes(target / world["tax"]) == world["original"]
 
@@ -399,6 +399,34 @@ def test_restore_dag_runs_with_dag_test(world: dict[str, Any], tmp_path: Path, a
     assert (target / f"ibraz-{world['tax']}-202501-202501" / "index.html").is_file()
 
 
+def _mount_tmpfs(path: Path, options: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def test_real_full_and_read_only_targets(world: dict[str, Any], tmp_path: Path) -> None:
+    """On real small / read-only tmpfs mounts (root here; skipped elsewhere unless CI=true)."""
+    full, ro = tmp_path / "full", tmp_path / "ro"
+    if not _mount_tmpfs(full, "size=128k"):
+        if IN_CI:
+            pytest.fail("cannot mount a tmpfs (needs root)")
+        pytest.skip("cannot mount a tmpfs (needs root)")
+    try:
+        assert _mount_tmpfs(ro, "size=1m,ro")
+        try:
+            with pytest.raises(r.RestoreError) as ei:
+                r.restore(_client(world, world["tax"]), _req(world, ro / "t", MONTHS[0], MONTHS[0]),
+                          trust=world["trust"])
+            assert ei.value.code in ("target.read_only", "target.not_writable") and str(ro) in ei.value.message_tr
+        finally:
+            subprocess.run(["umount", "-l", str(ro)], check=False)
+        with pytest.raises(r.RestoreInterrupted) as ei2:
+            r.restore(_client(world, world["tax"]), _req(world, full), trust=world["trust"])
+        assert "target.full" in str(ei2.value) and str(full) in ei2.value.message_tr
+    finally:
+        subprocess.run(["umount", "-l", str(full)], check=False)
+
+
 def test_a_full_target_disk_is_a_resumable_error_naming_the_target(world: dict[str, Any], tmp_path: Path) -> None:
     """Simulated (no tmpfs without mount rights here): the local write fails with ENOSPC at the 2nd file."""
     import errno
@@ -499,7 +527,7 @@ def test_inventory_lists_local_not_archived_archived_not_in_folder_and_not_confi
 
     tax, btax = world["tax"], world["btax"]
     folder = tmp_path / "folder"
-    generate(folder, taxpayer_id=tax, company_name="Geri A.Ş.", first=Period(2025, 4), last=Period(2025, 4),
+    generate(folder, taxpayer_id=tax, company_name="Geri A.Ş.", first=Period(2026, 1), last=Period(2026, 1),
              pki=sample_pki, layout="gib", entries_per_part=5)
     cfg = parse_config({"companies": [
         {"id": "geri", "taxpayer_id": tax, "name": "Geri A.Ş.", "folder": str(folder), "start_month": "2025-02",
@@ -516,8 +544,8 @@ def test_inventory_lists_local_not_archived_archived_not_in_folder_and_not_confi
     got = {i.unit: i for i in inventory(cfg, factory)}
     geri = got[f"edefter_yedekleme_{tax}"]
     assert geri.error is None
-    assert geri.local_not_archived == ["2025-04 (Entegratör'e Gönderilmedi)"]
-    assert geri.archived_not_in_folder == ["2025-01", "2025-02", "2025-03"]
+    assert geri.local_not_archived == ["2026-01 (Entegratör'e Gönderilmedi)"]
+    assert geri.archived_not_in_folder == [str(p) for p in MONTHS]
     assert geri.archived_not_configured == ["2025-01"]  # before start_month
     sub = got[f"edefter_yedekleme_{btax}_0001"]
     assert sub.archived_not_in_folder == ["2025-01"]
