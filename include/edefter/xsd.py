@@ -280,7 +280,6 @@ def load_validator(schema_dir: Path | str | None = None, *, use_xmllint: bool = 
         key = (str(entry.resolve()), entry.stat().st_mtime)
     except OSError as exc:
         raise SchemaUnavailable(f"cannot read {entry}: {exc}") from exc
-    xmllint = shutil.which("xmllint") if use_xmllint else None
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
@@ -294,7 +293,9 @@ def load_validator(schema_dir: Path | str | None = None, *, use_xmllint: bool = 
         except (etree.XMLSchemaParseError, etree.XMLSyntaxError, OSError) as exc:
             cause = exc.__context__ if isinstance(exc.__context__, SchemaUnavailable) else exc
             raise SchemaUnavailable(f"GİB schema at {d} cannot be loaded: {cause}") from exc
-        v = XsdValidator(d, schema, xmllint)
+        # Cached with xmllint when the machine has it, whatever this caller asked for: a first
+        # caller without xmllint must not take the streaming path away from the later ones.
+        v = XsdValidator(d, schema, shutil.which("xmllint"))
         _CACHE[key] = v
         return v if use_xmllint else XsdValidator(d, schema, None)
 

@@ -1,8 +1,7 @@
 """Load GİB's e-Defter XSD package offline (for checking generated samples).
 
-The XBRL GL schemas import ``http://www.xbrl.org/2003/xbrl-instance-2003-12-31.xsd``
-by URL; the package ships that file next to edefter.xsd, so URLs under
-http://www.xbrl.org/2003/ are mapped to the local copy and the network is never used.
+The one loader is ``include.edefter.xsd.load_validator`` (local XBRL copies, no network, GİB's
+package checked, compiled once per directory); this module only keeps the generator's entry point.
 """
 
 from __future__ import annotations
@@ -14,21 +13,6 @@ from lxml import etree
 
 __all__ = ["load_schema", "schema_dir_from_env"]
 
-_XBRL_2003 = "http://www.xbrl.org/2003/"
-
-
-class _LocalXbrlResolver(etree.Resolver):
-    def __init__(self, schema_dir: Path) -> None:
-        super().__init__()
-        self._dir = schema_dir
-
-    def resolve(self, system_url: str, public_id: str, context: object):  # type: ignore[no-untyped-def]
-        if system_url.startswith(_XBRL_2003):
-            local = self._dir / system_url.rsplit("/", 1)[1]
-            if local.is_file():
-                return self.resolve_filename(str(local), context)
-        return None
-
 
 def schema_dir_from_env() -> Path:
     value = os.environ.get("EDEFTER_SCHEMA_DIR")
@@ -38,8 +22,8 @@ def schema_dir_from_env() -> Path:
 
 
 def load_schema(schema_dir: Path | None = None) -> etree.XMLSchema:
-    """Parse edefter.xsd and everything it imports (about 1 s; cache the result)."""
-    schema_dir = Path(schema_dir) if schema_dir is not None else schema_dir_from_env()
-    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
-    parser.resolvers.add(_LocalXbrlResolver(schema_dir))
-    return etree.XMLSchema(etree.parse(str(schema_dir / "edefter.xsd"), parser))
+    """edefter.xsd and everything it imports, compiled (cached by the domain's loader)."""
+    from include.edefter.xsd import load_validator
+
+    d = Path(schema_dir) if schema_dir is not None else schema_dir_from_env()
+    return load_validator(d, use_xmllint=False).schema
