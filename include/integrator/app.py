@@ -19,7 +19,7 @@ from include.integrator.errors import ApiError, error_body
 from include.integrator.limits import GuardMiddleware
 from include.integrator.routers import evidence, files, health, sets
 from include.integrator.settings import Settings
-from include.integrator.storage.base import Storage, StorageError
+from include.integrator.storage.base import Storage, StorageError, StorageFull
 from include.integrator.validation import Validator
 
 __all__ = ["create_app"]
@@ -139,7 +139,7 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
 
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
-        if "disk full" in str(exc):
+        if isinstance(exc, StorageFull):
             return JSONResponse(
                 error_body("storage.disk_full", "entegratörün diski dolu; hiçbir şey kaydedilmedi", f"storage full: {exc}"),
                 status_code=507,

@@ -26,7 +26,13 @@ from include.edefter.naming import EDefterName, InvalidFileName, Period, parse_n
 from include.edefter.problems import Problem, Severity
 from include.edefter.status import BackupStatus
 from include.integrator.context import ServiceContext
-from include.integrator.metadata.models import ArchivedFile, StagedFile, Submission, utcnow
+from include.integrator.metadata.models import (
+    STORED_FILE_FIELDS,
+    ArchivedFile,
+    StagedFile,
+    Submission,
+    utcnow,
+)
 from include.integrator.storage.base import ObjectMissing, StorageError
 
 __all__ = ["Validator", "month_messages", "load_extra_checks"]
@@ -78,25 +84,7 @@ def _problem(code: str, files: tuple[str, ...], tr: str, en: str, **details: str
 
 
 def _committed(r: StagedFile) -> ArchivedFile:
-    return ArchivedFile(
-        filename=r.filename,
-        taxpayer_id=r.taxpayer_id,
-        branch=r.branch,
-        period=r.period,
-        code=r.code,
-        part=r.part,
-        sha256=r.sha256,
-        size=r.size,
-        xml_sha256=r.xml_sha256,
-        xml_size=r.xml_size,
-        storage=r.storage,
-        storage_key=r.storage_key,
-        version_id=r.version_id,
-        fiscal_year_end=r.fiscal_year_end,
-        retention_until=r.retention_until,
-        uploaded_at=r.uploaded_at,
-        uploaded_by=r.uploaded_by,
-    )
+    return ArchivedFile(**{f: getattr(r, f) for f in STORED_FILE_FIELDS})
 
 
 class _ZipMemberOpener:

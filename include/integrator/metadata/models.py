@@ -25,6 +25,7 @@ __all__ = [
     "Base",
     "Evidence",
     "FixityFinding",
+    "STORED_FILE_FIELDS",
     "SchemaVersion",
     "StagedFile",
     "Submission",
@@ -59,16 +60,15 @@ class Account(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ArchivedFile(Base):
-    __tablename__ = "files"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    filename: Mapped[str] = mapped_column(String(64), unique=True)  # the .zip name; names are global
+class _StoredFile:
+    """What an uploaded file's record says, staged or committed (the two tables differ only in
+    their keys: a committed name is unique, staged (name, bytes) pairs are)."""
+
     taxpayer_id: Mapped[str] = mapped_column(String(11))
     branch: Mapped[str | None] = mapped_column(String(4), nullable=True)
     period: Mapped[str] = mapped_column(String(6))  # YYYYMM
     code: Mapped[str] = mapped_column(String(8))  # Y K YB KB GIB-YB GIB-KB DR GIB-DR
     part: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     xml_sha256: Mapped[str] = mapped_column(String(64))
     xml_size: Mapped[int] = mapped_column(BigInteger)
@@ -80,10 +80,21 @@ class ArchivedFile(Base):
     uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     uploaded_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
 
+
+# Every field of an uploaded file's record (what committing a staged file copies).
+STORED_FILE_FIELDS = ("filename", "sha256", *_StoredFile.__annotations__)
+
+
+class ArchivedFile(_StoredFile, Base):
+    __tablename__ = "files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(64), unique=True)  # the .zip name; names are global
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+
     __table_args__ = (Index("ix_files_tenant_period", "taxpayer_id", "branch", "period"),)
 
 
-class StagedFile(Base):
+class StagedFile(_StoredFile, Base):
     """An uploaded file not (yet) committed under its name: it becomes an ArchivedFile only when
     a set listing it is Yedeklendi. A rejected set's files stay here (forensics) and never block
     other bytes under the same name. The bytes are already in the write-once store."""
@@ -91,22 +102,7 @@ class StagedFile(Base):
     __tablename__ = "staged_files"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     filename: Mapped[str] = mapped_column(String(64))
-    taxpayer_id: Mapped[str] = mapped_column(String(11))
-    branch: Mapped[str | None] = mapped_column(String(4), nullable=True)
-    period: Mapped[str] = mapped_column(String(6))
-    code: Mapped[str] = mapped_column(String(8))
-    part: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(BigInteger)
-    xml_sha256: Mapped[str] = mapped_column(String(64))
-    xml_size: Mapped[int] = mapped_column(BigInteger)
-    storage: Mapped[str] = mapped_column(String(8))
-    storage_key: Mapped[str] = mapped_column(String(256))
-    version_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    fiscal_year_end: Mapped[dt.date] = mapped_column(Date)
-    retention_until: Mapped[dt.date] = mapped_column(Date)
-    uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    uploaded_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
 
     __table_args__ = (
         UniqueConstraint("filename", "sha256", name="uq_staged_name_sha"),

@@ -28,7 +28,7 @@ from include.integrator.errors import ApiError
 from include.integrator.metadata.models import Evidence
 from include.integrator.schemas import SHA256_PATTERN, ErrorBody
 from include.integrator.spool import spool_name
-from include.integrator.storage.base import ObjectMissing, StorageError
+from include.integrator.storage.base import ObjectMissing, StorageError, StorageFull
 
 router = APIRouter(prefix="/v1", tags=["evidence"])
 
@@ -109,7 +109,7 @@ def _store(
             obj = ctx.storage.put(tmp, sha256=sha, size=len(data), md5_b64=md5, retain_until=until)
         except StorageError as exc:
             raise ApiError(
-                507 if "disk full" in str(exc) else 503,
+                507 if isinstance(exc, StorageFull) else 503,
                 "storage.write_failed",
                 "kayıt bilgisi depolamaya yazılamadı; lütfen tekrar gönderin",
                 f"the evidence could not be written to storage ({exc}); please retry",

@@ -34,7 +34,7 @@ from include.integrator.schemas import (
     YearListing,
 )
 from include.integrator.spool import spool_name
-from include.integrator.storage.base import ObjectMissing, StorageError
+from include.integrator.storage.base import ObjectMissing, StorageError, StorageFull
 
 router = APIRouter(prefix="/v1", tags=["files"])
 
@@ -166,7 +166,7 @@ def _ingest(
             obj = ctx.storage.put(spool, sha256=sha, size=size, md5_b64=md5_b64, retain_until=until)
         except StorageError as exc:
             raise ApiError(
-                507 if "disk full" in str(exc) else 503,
+                507 if isinstance(exc, StorageFull) else 503,
                 "storage.write_failed",
                 "dosya depolamaya yazılamadı; hiçbir şey kaydedilmedi, lütfen tekrar gönderin",
                 f"the file could not be written to storage ({exc}); nothing was recorded, please retry",

@@ -16,6 +16,7 @@ __all__ = [
     "ObjectMissing",
     "Storage",
     "StorageError",
+    "StorageFull",
     "StoredObject",
     "object_key",
 ]
@@ -23,6 +24,10 @@ __all__ = [
 
 class StorageError(Exception):
     """A storage operation failed (disk full, S3 refused, ...). Nothing was recorded."""
+
+
+class StorageFull(StorageError):
+    """No space left (ENOSPC / quota): answered 507, nothing was recorded."""
 
 
 class ObjectMissing(StorageError):

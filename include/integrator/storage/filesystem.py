@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from include.integrator.spool import spool_name
-from include.integrator.storage.base import ObjectMissing, Storage, StorageError, StoredObject, object_key
+from include.integrator.storage.base import (
+    ObjectMissing,
+    Storage,
+    StorageError,
+    StorageFull,
+    StoredObject,
+    object_key,
+)
 
 __all__ = ["FilesystemStorage"]
 
@@ -112,8 +119,9 @@ class FilesystemStorage(Storage):
                 created = False
             _fsync_dir(final.parent)
         except OSError as exc:
-            kind = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or type(exc).__name__
-            raise StorageError(f"filesystem write failed: {kind}") from exc
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull("filesystem write failed: disk full") from exc
+            raise StorageError(f"filesystem write failed: {exc.strerror or type(exc).__name__}") from exc
         finally:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
