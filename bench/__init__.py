@@ -17,6 +17,7 @@ import platform
 import resource
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,28 @@ def project_env(**extra: str) -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra)
     return env
+
+
+def timed_command(
+    cmd: list[str], *, tail: int = 600, keep_line: Callable[[str], bool] | None = None
+) -> tuple[float, float, int, str, float]:
+    """(wall s, peak RSS MiB, exit code, stdout+stderr tail, CPU s) of cmd under /usr/bin/time -v.
+
+    ``keep_line`` filters the output lines kept for the tail (e.g. drop a tool's repeated warnings).
+    """
+    import re
+    import subprocess
+    import time
+
+    t0 = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=project_env())
+    wall = time.perf_counter() - t0
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    rss = int(m.group(1)) / 1024 if m else float("nan")
+    inner_rc = re.search(r"Exit status: (\d+)", proc.stderr)
+    rc = int(inner_rc.group(1)) if inner_rc else proc.returncode
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
+    out = proc.stdout + proc.stderr
+    if keep_line is not None:
+        out = "\n".join(line for line in out.splitlines() if keep_line(line))
+    return wall, rss, rc, out[-tail:], cpu

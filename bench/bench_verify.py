@@ -20,13 +20,11 @@ The sample month (one journal part of ``--size-mb`` MB) is cached under bench/ou
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench import PROJECT_ROOT, BenchResult, out_dir, project_env
+from bench import PROJECT_ROOT, BenchResult, out_dir, timed_command
 
 BENCH_ID = "BV"
 GOAL_SPEED = 3.0
@@ -54,19 +52,6 @@ def make_sample(directory: Path, size_mb: float | None, ledger: str = "Y") -> tu
     journal = next(p for p in (directory / "month").rglob(f"*-{ledger}-*.xml"))
     certs = directory / "pki" / "test-certificates"
     return journal, certs / "ca.pem", certs / "gib-seal.pem"
-
-
-def _timed(cmd: list[str]) -> tuple[float, float, int, str, float]:
-    """(wall s, peak RSS MiB, exit code, stdout+stderr tail, CPU s) of cmd under /usr/bin/time -v."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=project_env())
-    wall = time.perf_counter() - t0
-    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    rss = int(m.group(1)) / 1024 if m else float("nan")
-    inner_rc = re.search(r"Exit status: (\d+)", proc.stderr)
-    rc = int(inner_rc.group(1)) if inner_rc else proc.returncode
-    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
-    return wall, rss, rc, (proc.stdout + proc.stderr)[-600:], cpu
 
 
 # how "ours" runs: the default, the chunked path on one thread, the general streaming pass alone
@@ -121,9 +106,9 @@ def main(argv: list[str] | None = None) -> BenchResult:
     runs: dict[str, list[tuple[float, float, int, str, float]]] = {m: [] for m in modes}
     xs = []
     for _ in range(a.repeat):  # interleaved, so load drift hits every side alike
-        xs.append(_timed(xmlsec_cmd))
+        xs.append(timed_command(xmlsec_cmd))
         for m in modes:
-            runs[m].append(_timed([sys.executable, "-m", "bench.bench_verify", "--child",
+            runs[m].append(timed_command([sys.executable, "-m", "bench.bench_verify", "--child",
                                    str(journal), str(ca), str(gib), m]))
     us = runs[modes[0]]
     x_wall, x_rss = min(r[0] for r in xs), max(r[1] for r in xs)

@@ -22,18 +22,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench import PROJECT_ROOT, BenchResult, out_dir, project_env
+from bench import PROJECT_ROOT, BenchResult, out_dir, timed_command
 
 BENCH_ID = "BX"
 GOAL_RSS_MIB = 100.0
 _MB = 1_000_000
+
+
+def _xsd_timed(cmd: list[str]) -> tuple[float, float, int, str, float]:
+    """timed_command without xmllint's per-line parser warnings in the tail."""
+    return timed_command(
+        cmd, tail=800, keep_line=lambda line: "parser warning" not in line and not line.startswith("\t")
+    )
 
 
 def schema_dir() -> Path:
@@ -63,21 +68,6 @@ def make_sample(directory: Path, size_mb: float | None, invalid: bool) -> Path:
             for line in src:
                 dst.write(line.replace(b'contextRef="journal_context"', b'contextRef="1bad"'))
     return bad
-
-
-def _timed(cmd: list[str]) -> tuple[float, float, int, str, float]:
-    """(wall s, peak RSS MiB, exit code, stdout+stderr tail, CPU s) of cmd under /usr/bin/time -v."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=project_env())
-    wall = time.perf_counter() - t0
-    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    rss = int(m.group(1)) / 1024 if m else float("nan")
-    inner_rc = re.search(r"Exit status: (\d+)", proc.stderr)
-    rc = int(inner_rc.group(1)) if inner_rc else proc.returncode
-    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
-    tail = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines()
-                     if "parser warning" not in line and not line.startswith("\t"))
-    return wall, rss, rc, tail[-800:], cpu
 
 
 def child(path: str, schemas: str, mode: str) -> int:
@@ -133,9 +123,9 @@ def main(argv: list[str] | None = None) -> BenchResult:
     xs: list[tuple[float, float, int, str, float]] = []
     runs: dict[str, list[tuple[float, float, int, str, float]]] = {m: [] for m in modes}
     for _ in range(a.repeat):  # interleaved, so load drift hits every side alike
-        xs.append(_timed(base_cmd))
+        xs.append(_xsd_timed(base_cmd))
         for m in modes:
-            runs[m].append(_timed([sys.executable, "-m", "bench.bench_xsd", "--child", str(journal), str(schemas), m]))
+            runs[m].append(_xsd_timed([sys.executable, "-m", "bench.bench_xsd", "--child", str(journal), str(schemas), m]))
     x_wall, x_rss, x_cpu = min(r[0] for r in xs), max(r[1] for r in xs), min(r[4] for r in xs)
     result.add("xmllint --stream wall time", x_wall, "s")
     result.add("xmllint --stream CPU time", x_cpu, "s")

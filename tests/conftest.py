@@ -57,6 +57,14 @@ def require_or_skip(available: bool, reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def compose_bin() -> str:
+    path = shutil.which("docker-compose") or ("/usr/bin/docker-compose" if Path("/usr/bin/docker-compose").exists() else None)
+    require_or_skip(path is not None, "docker-compose not installed (Debian package docker-compose)")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="session")
 def schema_dir() -> Path:
     require_or_skip(SCHEMA_DIR.joinpath("edefter.xsd").is_file(), f"GİB XSD package not found at {SCHEMA_DIR}")
     return SCHEMA_DIR

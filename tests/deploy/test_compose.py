@@ -10,28 +10,19 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, require_or_skip
+from tests.conftest import PROJECT_ROOT
+from tests.pipeline.test_compose import AIRFLOW_SERVICES, COMPOSE_FILE
 
-COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yaml"
 FOLDERS_TARGET = PurePosixPath("/srv/edefter")
 # Services that read the e-Defter folders: workers run verify/upload, the triggerer runs the deferred
 # berat sensor, the api-server serves the "e-Defter Saklama" page.
 FOLDER_READERS = ("airflow-worker", "airflow-triggerer", "airflow-apiserver")
-AIRFLOW_SERVICES = (
-    "airflow-init",
-    "airflow-apiserver",
-    "airflow-scheduler",
-    "airflow-dag-processor",
-    "airflow-worker",
-    "airflow-triggerer",
-)
 FILLED_ENV = {
     "AIRFLOW__CORE__FERNET_KEY": "ZmVybmV0LWtleS1mb3ItdGVzdHMtb25seS0wMDAwMDA9",
     "AIRFLOW__API_AUTH__JWT_SECRET": "jwt-secret-for-tests",
@@ -42,14 +33,6 @@ FILLED_ENV = {
     "S3_SECRET_KEY": "s3-secret",
     "AIRFLOW_UID": "50000",
 }
-
-
-@pytest.fixture(scope="module")
-def compose_bin() -> str:
-    path = shutil.which("docker-compose")
-    require_or_skip(path is not None, "docker-compose not installed (Debian package docker-compose)")
-    assert path is not None
-    return path
 
 
 def _compose(compose_bin: str, env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:

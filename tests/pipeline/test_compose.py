@@ -6,14 +6,13 @@ below are checked on its output, not on our own reading of the YAML.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, require_or_skip
+from tests.conftest import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yaml"
 AIRFLOW_SERVICES = (
@@ -32,14 +31,6 @@ SECRETS = {
     "S3_ACCESS_KEY": "test-access",
     "S3_SECRET_KEY": "test-secret",
 }
-
-
-@pytest.fixture(scope="module")
-def compose_bin() -> str:
-    path = shutil.which("docker-compose") or ("/usr/bin/docker-compose" if Path("/usr/bin/docker-compose").exists() else None)
-    require_or_skip(path is not None, "docker-compose not installed (Debian package docker-compose)")
-    assert path is not None
-    return path
 
 
 def _env_file(tmp_path: Path, values: dict[str, str]) -> Path:
